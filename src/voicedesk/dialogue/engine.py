@@ -1,0 +1,93 @@
+"""The port between a conversation channel (phone call, text chat) and the assistant.
+
+A ``DialogueEngine`` opens one ``Conversation`` per call. The channel feeds it caller
+utterances (already transcribed) and speaks or prints the ``Reply``. Replies carry
+actions (book, transfer, end the call …) that the channel's outer layer executes; the
+engine itself reaches business services only through the tools port it is given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from voicedesk.domain.profile import Language, TenantProfile
+
+Intent = Literal["book", "cancel", "reschedule", "faq", "message", "human", "goodbye", "dsar", "other"]
+ActionType = Literal["book", "cancel", "reschedule", "message", "transfer", "end_call", "dsar"]
+Expectation = Literal["free", "yes_no", "digits", "name", "email", "when"]
+
+
+@dataclass(frozen=True)
+class CallerContext:
+    """What the assistant may know at the start of a conversation."""
+
+    profile: TenantProfile
+    language: Language
+    now: dt.datetime  # aware; the conversation's reference "now"
+    caller_number: str | None = None  # E.164, None when withheld
+    known_name: str | None = None  # None when unknown or processing is restricted (R-8.4)
+    channel: Literal["phone", "text"] = "phone"
+
+
+@dataclass(frozen=True)
+class Action:
+    """Something the channel must carry out or record, e.g. ``transfer``.
+
+    ``transfer`` data: ``{"mode": "cold"|"warm", "target": E.164 | None, "summary": str}``.
+    """
+
+    type: ActionType
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One assistant turn. ``sentences`` is ``text`` split for sentence-by-sentence TTS."""
+
+    text: str
+    intent: Intent | None = None
+    actions: tuple[Action, ...] = ()
+    expects: Expectation = "free"
+    understood: Mapping[str, Any] = field(default_factory=dict)
+    appointment: Mapping[str, Any] | None = None
+
+    @property
+    def end_call(self) -> bool:
+        return any(a.type == "end_call" for a in self.actions)
+
+    @property
+    def transfer(self) -> Action | None:
+        return next((a for a in self.actions if a.type == "transfer"), None)
+
+
+class Conversation(Protocol):
+    """One call's dialogue state."""
+
+    async def greet(self) -> Reply:
+        """The first assistant turn (after the consent gate on the phone)."""
+        ...
+
+    async def respond(self, utterance: str) -> Reply:
+        """Answer one caller utterance; an empty string means the caller stayed silent."""
+        ...
+
+    async def transfer_failed(self, reason: str) -> Reply:
+        """The human did not pick up (``no-answer``, ``busy``…): offer to take a message."""
+        ...
+
+    def heard(self, text: str) -> None:
+        """Barge-in: the caller heard only ``text`` of the last reply."""
+        ...
+
+
+class DialogueEngine(Protocol):
+    """Creates conversations; implementations: rule engine (default), LLM engine."""
+
+    name: str
+
+    def open(self, ctx: CallerContext, tools: Any) -> Conversation:
+        """Start a conversation; ``tools`` implements ``voicedesk.dialogue.tools.DialogueTools``."""
+        ...
