@@ -1,0 +1,1 @@
+"""Shared fixtures. Requirement markers: ``@pytest.mark.req("R-7.1")`` (registered in pyproject)."""
