@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import sys
 from collections.abc import AsyncGenerator
 from dataclasses import fields
+from pathlib import Path
 from typing import Any, TypeVar
 from xml.sax.saxutils import quoteattr
 
-import numpy as np
 import uvicorn
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import PlainTextResponse, Response
@@ -66,9 +65,8 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.utils.time import time_now_iso8601
 from pipecat.workers.runner import WorkerRunner
 
-SAMPLE_RATE = 8000
-TRANSCRIPT = "I would like to book an appointment on Tuesday afternoon."
-SENTENCE = "Certainly, Tuesday at three pm is free, shall I book it for you?"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from workload import CLIP_SECONDS, SAMPLE_RATE, SENTENCE, TRANSCRIPT, render_clip
 
 _S = TypeVar("_S")
 
@@ -76,15 +74,6 @@ _S = TypeVar("_S")
 def unset_settings(cls: type[_S]) -> _S:
     """Settings with every field ``None``: the stand-ins have no model, voice or language."""
     return cls(**{f.name: None for f in fields(cls) if f.name != "extra"})  # type: ignore[arg-type]
-
-
-def render_clip(seconds: float) -> bytes:
-    """The stand-in TTS output: a fixed 8 kHz 16-bit clip (two-tone, speech-like level)."""
-    n = int(SAMPLE_RATE * seconds)
-    t = np.arange(n) / SAMPLE_RATE
-    envelope = 0.5 * (1 + np.sin(2 * math.pi * 3.0 * t))  # syllable-rate amplitude wobble
-    wave = (np.sin(2 * math.pi * 220 * t) + 0.5 * np.sin(2 * math.pi * 660 * t)) * envelope
-    return (wave * 6000).astype(np.int16).tobytes()
 
 
 class StandInSTTService(SegmentedSTTService):
@@ -153,7 +142,7 @@ def twiml(ws_url: str) -> str:
 
 def create_app(args: argparse.Namespace) -> FastAPI:
     app = FastAPI()
-    clip = render_clip(args.clip_seconds)
+    clip = render_clip(args.clip_seconds).tobytes()
     ws_url = f"ws://127.0.0.1:{args.port}/ws"
 
     @app.get("/healthz")
@@ -256,7 +245,7 @@ def main() -> None:
     parser.add_argument("--llm-delay-ms", type=int, default=200)
     parser.add_argument("--tts-delay-ms", type=int, default=100)
     parser.add_argument("--vad-stop-ms", type=int, default=200)
-    parser.add_argument("--clip-seconds", type=float, default=1.0)
+    parser.add_argument("--clip-seconds", type=float, default=CLIP_SECONDS)
     parser.add_argument("--greet", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args()
