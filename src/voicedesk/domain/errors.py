@@ -15,6 +15,7 @@ CLI prints ``msg`` without a traceback. Messages never contain personal data.
     ├── LegalHoldError
     ├── ConfigError              wrong master key, unreachable database, missing engine
     ├── IntegrityError           audit chain broken, ciphertext tampered
+    ├── ErasedError              the data key was destroyed (crypto-shredded)
     └── ProviderError(category)  an outside service failed (transient or permanent)
 """
 
@@ -100,6 +101,12 @@ class IntegrityError(VoicedeskError):
     """Stored data failed an integrity check (audit chain, ciphertext authentication)."""
 
     code = "integrity"
+
+
+class ErasedError(VoicedeskError):
+    """The data belonged to a subject whose data key was destroyed; it can never be read."""
+
+    code = "erased"
 
 
 class ErrorCategory(enum.Enum):
