@@ -63,6 +63,46 @@ class Reply:
         return next((a for a in self.actions if a.type == "transfer"), None)
 
 
+def reply_to_json(reply: Reply) -> dict[str, Any]:
+    """The reply as one ``voicedesk chat --jsonl`` output object (issue 4's format).
+
+    ``dsar`` actions are kept (type ``dsar``) so scripts can see that a request was recorded.
+    """
+    return {
+        "reply": reply.text,
+        "intent": reply.intent,
+        "understood": dict(reply.understood),
+        "actions": [{"type": a.type, **dict(a.data)} for a in reply.actions],
+        "appointment": dict(reply.appointment) if reply.appointment is not None else None,
+        "expects": reply.expects,
+    }
+
+
+@dataclass
+class Turn:
+    """One utterance in a conversation's log; assistant turns carry their ``Reply``."""
+
+    speaker: Literal["caller", "assistant"]
+    text: str
+    reply: Reply | None = None
+
+
+@dataclass
+class ConversationLog:
+    """What was said and done in one conversation; input to the post-call summary."""
+
+    ctx: CallerContext
+    turns: list[Turn] = field(default_factory=list)
+
+    @property
+    def replies(self) -> list[Reply]:
+        return [t.reply for t in self.turns if t.reply is not None]
+
+    @property
+    def caller_lines(self) -> list[str]:
+        return [t.text for t in self.turns if t.speaker == "caller"]
+
+
 class Conversation(Protocol):
     """One call's dialogue state."""
 

@@ -96,7 +96,11 @@ def _parse_hours(value: Any) -> dict[Weekday, tuple[TimeSpan, ...]]:
             out[day] = ()
             continue
         items = [spans] if isinstance(spans, str) else spans
-        parsed = tuple(s if isinstance(s, TimeSpan) else TimeSpan.parse(str(s)) for s in items)
+        parsed = tuple(
+            s if isinstance(s, TimeSpan) else TimeSpan.model_validate(s) if isinstance(s, dict)
+            else TimeSpan.parse(str(s))
+            for s in items
+        )
         ordered = sorted(parsed, key=lambda s: s.start)
         for a, b in zip(ordered, ordered[1:], strict=False):
             if b.start < a.end:

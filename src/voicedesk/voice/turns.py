@@ -1,0 +1,138 @@
+"""End-of-turn detection: VAD probability per frame → caller turns.
+
+A turn starts at the first voiced frame and ends after ``hangover_ms`` of unvoiced audio
+(speech.md: 500–700 ms for free speech; shorter after a yes/no question). Bursts with less
+than ``min_speech_ms`` of voiced audio are dropped as noise. Time is the stream's own
+(``AudioIn.timestamp_ms``), so the detector needs no clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from voicedesk.voice.frames import PCM, AudioIn
+from voicedesk.voice.ports import VoiceActivityDetector
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """The first voiced frame of a possible turn."""
+
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class SpeechAbandoned:
+    """A voiced burst too short to be a turn (a click, a cough) ended."""
+
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    """A finished caller turn, with a little audio before its first voiced frame."""
+
+    pcm: PCM
+    start_ms: int
+    last_voiced_ms: int  # stream time at the end of the last voiced frame
+    end_ms: int  # stream time at which the end of turn was decided
+    voiced_ms: int
+
+
+TurnEvent = SpeechStarted | SpeechAbandoned | TurnEnded
+
+
+class TurnDetector:
+    """Feeds frames to a VAD and cuts the caller's audio into turns."""
+
+    def __init__(
+        self,
+        vad: VoiceActivityDetector,
+        *,
+        sample_rate: int = 8000,
+        threshold: float = 0.5,
+        hangover_ms: int = 700,
+        min_speech_ms: int = 120,
+        preroll_ms: int = 200,
+        max_turn_ms: int = 30_000,
+    ) -> None:
+        self.vad = vad
+        self.sample_rate = sample_rate
+        self.threshold = threshold
+        self.hangover_ms = hangover_ms
+        self.min_speech_ms = min_speech_ms
+        self.preroll_ms = preroll_ms
+        self.max_turn_ms = max_turn_ms
+        self._preroll: deque[PCM] = deque()
+        self._preroll_samples = 0
+        self._buffer: list[PCM] = []
+        self.in_speech = False
+        self.voiced_ms = 0
+        self.start_ms = 0
+        self._last_voiced_end = 0
+        self._silence_ms = 0
+
+    @property
+    def last_voiced_ms(self) -> int:
+        return self._last_voiced_end
+
+    def feed(self, frame: AudioIn) -> TurnEvent | None:
+        pcm = frame.pcm
+        dur = pcm.size * 1000 // self.sample_rate
+        voiced = self.vad.speech_probability(pcm) >= self.threshold
+        if not self.in_speech:
+            if not voiced:
+                self._keep_preroll(pcm)
+                return None
+            self.in_speech = True
+            self.start_ms = frame.timestamp_ms
+            self._buffer = [*self._preroll, pcm]
+            self._preroll.clear()
+            self._preroll_samples = 0
+            self.voiced_ms = dur
+            self._silence_ms = 0
+            self._last_voiced_end = frame.timestamp_ms + dur
+            return SpeechStarted(frame.timestamp_ms)
+        self._buffer.append(pcm)
+        if voiced:
+            self.voiced_ms += dur
+            self._silence_ms = 0
+            self._last_voiced_end = frame.timestamp_ms + dur
+        else:
+            self._silence_ms += dur
+        now = frame.timestamp_ms + dur
+        if self._silence_ms >= self.hangover_ms or now - self.start_ms >= self.max_turn_ms:
+            return self._finish(now)
+        return None
+
+    def reset(self) -> None:
+        """Forget any turn in progress (e.g. after the assistant's own prompt was flushed)."""
+        self.in_speech = False
+        self._buffer = []
+        self._preroll.clear()
+        self._preroll_samples = 0
+        self.voiced_ms = 0
+        self._silence_ms = 0
+        self.vad.reset()
+
+    def _finish(self, now: int) -> TurnEvent:
+        voiced, buffer = self.voiced_ms, self._buffer
+        self.in_speech = False
+        self._buffer = []
+        self.voiced_ms = 0
+        self._silence_ms = 0
+        if voiced < self.min_speech_ms:
+            return SpeechAbandoned(now)
+        pcm = np.concatenate(buffer) if buffer else np.zeros(0, dtype=np.int16)
+        return TurnEnded(pcm=pcm, start_ms=self.start_ms, last_voiced_ms=self._last_voiced_end,
+                         end_ms=now, voiced_ms=voiced)
+
+    def _keep_preroll(self, pcm: PCM) -> None:
+        self._preroll.append(pcm)
+        self._preroll_samples += pcm.size
+        limit = self.preroll_ms * self.sample_rate // 1000
+        while self._preroll and self._preroll_samples - self._preroll[0].size >= limit:
+            self._preroll_samples -= self._preroll.popleft().size

@@ -1,0 +1,105 @@
+"""The FastAPI application factory (a composition root)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from voicedesk import __version__
+from voicedesk.bootstrap import open_vault
+from voicedesk.clock import Clock, SystemClock
+from voicedesk.config import Settings
+from voicedesk.domain.errors import ConfigError, VoicedeskError
+from voicedesk.jobs.scheduler import Scheduler
+from voicedesk.store import migrate
+from voicedesk.store.repos.calls import close_calls_left_open
+from voicedesk.store.vault import Vault
+from voicedesk.web.errors import install_error_handler
+from voicedesk.web.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class AppState:
+    """Everything a request handler may reach, built once in the lifespan."""
+
+    settings: Settings
+    clock: Clock
+    metrics: Metrics
+    scheduler: Scheduler
+    vault: Vault | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def require_vault(self) -> Vault:
+        if self.vault is None:
+            raise ConfigError("the store is not open yet")
+        return self.vault
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.voicedesk
+    return state
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, overrides: Any = None) -> FastAPI:
+    """Build the app for ``settings``. ``overrides`` replaces engines (benchmarks, tests)."""
+    state = AppState(settings=settings, clock=clock or SystemClock(), metrics=Metrics(), scheduler=Scheduler())
+    state.extras["overrides"] = overrides
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.vault = await open_vault(settings, clock=state.clock)
+        async with state.vault.db.transaction() as session:
+            closed = await close_calls_left_open(session, settings.instance_id, state.clock.now())
+        if closed:
+            log.warning("calls_closed_as_interrupted", count=closed)
+        for hook in app.state.startup_hooks:
+            await hook(state)
+        if settings.jobs_enabled:
+            state.scheduler.start()
+        try:
+            yield
+        finally:
+            await state.scheduler.stop()
+            for hook in reversed(app.state.shutdown_hooks):
+                await hook(state)
+            await state.vault.close()
+
+    app = FastAPI(title="voicedesk", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.voicedesk = state
+    app.state.startup_hooks = []
+    app.state.shutdown_hooks = []
+    install_error_handler(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            vault = state.require_vault()
+            await vault.db.ping()
+            checks["database"] = "ok"
+            checks["migrations"] = "ok" if await migrate.is_current(vault.db) else "pending"
+            await vault.keys.check_master_key(state.clock.now())
+            checks["key"] = "ok"
+        except VoicedeskError as exc:
+            checks["error"] = exc.msg
+        ready = checks.get("database") == "ok" and checks.get("migrations") == "ok" and checks.get("key") == "ok"
+        return JSONResponse(status_code=200 if ready else 503, content={"ready": ready, "checks": checks})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
