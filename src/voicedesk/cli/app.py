@@ -12,7 +12,7 @@ from rich.table import Table
 
 from voicedesk.cli.common import actor, console, fail, run, settings_of, with_vault
 from voicedesk.config import Settings, write_key_file
-from voicedesk.domain.errors import ConfigError, ConflictError
+from voicedesk.domain.errors import ConfigError, ConflictError, VoicedeskError
 from voicedesk.store.repos.tenants import tenant_summary
 from voicedesk.store.vault import Vault
 from voicedesk.tenancy import service as tenancy
@@ -114,9 +114,7 @@ def tenant_create(
     ctx: typer.Context, profile: Annotated[Path, typer.Option(help="tenant profile YAML file")]
 ) -> None:
     """Create a tenant from a profile file."""
-    parsed = tenancy.load_profile_file(profile) if profile.exists() else None
-    if parsed is None:
-        raise fail(f"profile file {profile} does not exist")
+    parsed = tenancy.load_profile_file(profile)
 
     async def go(vault: Vault) -> None:
         await tenancy.do_create_tenant(vault, parsed, actor=actor())
@@ -160,4 +158,7 @@ def main() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from voicedesk.cli import doctor as _doctor  # noqa: F401, PLC0415 - registers the command
 
-    app()
+    try:
+        app()
+    except VoicedeskError as exc:
+        raise SystemExit(fail(exc.msg).exit_code) from None

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from voicedesk.dialogue.tools import DialogueTools
 from voicedesk.domain.profile import Language, TenantProfile
 
 Intent = Literal["book", "cancel", "reschedule", "faq", "message", "human", "goodbye", "dsar", "other"]
@@ -128,6 +129,6 @@ class DialogueEngine(Protocol):
 
     name: str
 
-    def open(self, ctx: CallerContext, tools: Any) -> Conversation:
-        """Start a conversation; ``tools`` implements ``voicedesk.dialogue.tools.DialogueTools``."""
+    def open(self, ctx: CallerContext, tools: DialogueTools) -> Conversation:
+        """Start a conversation that reaches business services through ``tools``."""
         ...

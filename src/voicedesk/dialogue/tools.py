@@ -51,9 +51,19 @@ class DialogueTools(Protocol):
     """
 
     async def find_slots(
-        self, service_id: str, when: When | None, preferences: Preferences | None = None, *, limit: int = 5
+        self,
+        service_id: str,
+        when: When | None,
+        preferences: Preferences | None = None,
+        *,
+        after: dt.datetime | None = None,
+        limit: int = 5,
     ) -> list[Slot]:
-        """Nearest free slots matching ``when`` (``None``: as soon as possible)."""
+        """Nearest free slots matching ``when``, earliest first.
+
+        ``when=None`` means "as soon as possible"; ``after`` excludes slots starting
+        before it (used to find the next free day after a fully booked one).
+        """
         ...
 
     async def book(

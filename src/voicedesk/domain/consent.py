@@ -234,6 +234,12 @@ class ConsentGate:
             return GateStep()
         return self._unclear("silence", at, "no answer")
 
+    def ended(self, at: dt.datetime) -> GateStep:
+        """The call ended (hang-up, transfer) while the gate was still open: counts as no."""
+        if not self.open:
+            return GateStep()
+        return self._decide("refused", "default", at, "call ended before a decision")
+
     # transitions --------------------------------------------------------------------
     def _unclear(self, method: Method, at: dt.datetime, reason: str) -> GateStep:
         if self.asks < self.max_asks:

@@ -72,6 +72,7 @@ PHRASES: dict[str, dict[Language, str]] = {
                     "en": "Done, your appointment is now on {slot}. Is there anything else I can do for you?"},
     "ask_reason": {"de": "Gern nehme ich eine Nachricht auf. Worum geht es?",
                    "en": "I'll gladly take a message. What is it about?"},
+    "ask_reason_short": {"de": "Worum geht es?", "en": "What is it about?"},
     "message_taken": {"de": "Danke, ich habe Ihre Nachricht notiert. Wir rufen Sie unter {phone} zurück. "
                             "Kann ich sonst noch etwas für Sie tun?",
                       "en": "Thank you, I've taken your message. We'll call you back on {phone}. "
@@ -85,10 +86,8 @@ PHRASES: dict[str, dict[Language, str]] = {
     "no_transfer": {"de": "Ich kann Sie gerade leider nicht verbinden, aber ich nehme gern eine Nachricht auf, "
                           "und wir rufen Sie zurück.",
                     "en": "I can't put you through right now, but I can take a message and we'll call you back."},
-    "transfer_failed": {"de": "Leider ist gerade niemand erreichbar. Ich nehme gern eine Nachricht auf, und wir "
-                              "rufen Sie zurück.",
-                        "en": "I'm sorry, nobody is available right now. I can take a message and we'll call "
-                              "you back."},
+    "transfer_failed": {"de": "Leider ist gerade niemand erreichbar.",
+                        "en": "I'm sorry, nobody is available right now."},
     "emergency": {"de": "Bei einem medizinischen Notfall rufen Sie bitte sofort die 112 an.",
                   "en": "If this is a medical emergency, please hang up and call 112 or your local emergency "
                         "number right away."},

@@ -1,0 +1,48 @@
+"""The app factory: health, readiness, metrics, OpenAPI without CDN assets, error mapping."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from voicedesk.config import Settings
+from voicedesk.domain.errors import NotFoundError
+from voicedesk.web.app import create_app
+
+
+@pytest.fixture
+async def client(settings: Settings) -> httpx.AsyncClient:
+    app = create_app(settings)
+
+    @app.get("/_boom")
+    async def boom() -> None:
+        raise NotFoundError("call not found")
+
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            yield c  # type: ignore[misc]
+
+
+async def test_health_ready_metrics(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "migrations": "ok", "key": "ok"}
+    metrics = (await client.get("/metrics")).text
+    for name in ("voicedesk_voice_to_voice_seconds", "voicedesk_turn_stage_seconds", "voicedesk_active_calls"):
+        assert name in metrics
+
+
+async def test_openapi_without_cdn_docs(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/openapi.json")).json()["info"]["title"] == "voicedesk"
+    assert (await client.get("/docs")).status_code == 404
+
+
+async def test_errors_map_to_stable_codes(client: httpx.AsyncClient) -> None:
+    r = await client.get("/_boom")
+    assert r.status_code == 404 and r.json() == {"code": "not_found", "msg": "call not found"}
+
+
+def test_create_app_does_no_io_at_construction(tmp_path: object) -> None:
+    app = create_app(Settings(data_dir="/nonexistent/never-created", master_key=None, _env_file=None))
+    assert isinstance(app, FastAPI)
