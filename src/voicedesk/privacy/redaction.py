@@ -36,9 +36,16 @@ from importlib import resources
 from typing import Literal
 
 import tldextract
-from presidio_analyzer import AnalyzerEngine, LocalRecognizer, RecognizerRegistry, RecognizerResult
+from presidio_analyzer import (
+    AnalyzerEngine,
+    EntityRecognizer,
+    LocalRecognizer,
+    RecognizerRegistry,
+    RecognizerResult,
+)
 from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
 from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer
+from typing_extensions import override
 
 from voicedesk.domain.errors import InvalidInputError
 from voicedesk.privacy.spoken import Normalised, normalise_spoken
@@ -121,7 +128,7 @@ class ContactData:
 Validator = Callable[[str], bool]
 
 
-class _RegexRecognizer(LocalRecognizer):  # type: ignore[misc]
+class _RegexRecognizer(LocalRecognizer):
     """Reports the ``pii`` group (or the whole match) of each regex match as ``entity``."""
 
     def __init__(
@@ -143,9 +150,11 @@ class _RegexRecognizer(LocalRecognizer):  # type: ignore[misc]
             name=name or f"voicedesk_{entity.value.lower()}_{language}",
         )
 
+    @override
     def load(self) -> None:
         pass
 
+    @override
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
                 ) -> list[RecognizerResult]:
         results: list[RecognizerResult] = []
@@ -183,16 +192,18 @@ def iban_is_valid(compact: str) -> bool:
     return int(digits) % 97 == 1
 
 
-class _IbanRecognizer(LocalRecognizer):  # type: ignore[misc]
+class _IbanRecognizer(LocalRecognizer):
     """IBANs with any spacing, spelled country codes included; checksum-validated."""
 
     def __init__(self, language: str) -> None:
         super().__init__(supported_entities=[PiiType.IBAN.value], supported_language=language,
                          name=f"voicedesk_iban_{language}")
 
+    @override
     def load(self) -> None:
         pass
 
+    @override
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
                 ) -> list[RecognizerResult]:
         results: list[RecognizerResult] = []
@@ -213,11 +224,12 @@ class _IbanRecognizer(LocalRecognizer):  # type: ignore[misc]
         return results
 
 
-class _OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+class _OfflineEmailRecognizer(EmailRecognizer):
     """Presidio's e-mail recognizer with a ``tldextract`` that never fetches the suffix list."""
 
     _extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
 
+    @override
     def validate_result(self, pattern_text: str) -> bool:
         return bool(self._extract(pattern_text).fqdn)
 
@@ -256,8 +268,12 @@ def _load_names(language: str) -> _NameList:
     return _NameList(first, last)
 
 
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 _STOP = {
-    "de": set(
+    "de": _words(
         "sie ich ihr ihre ihren ihrem ihnen er es wir der die das den dem des ein eine einen einem "
         "guten tag morgen abend hallo herr frau ja nein danke bitte termin praxis doktor uhr also "
         "und aber nur noch mit von vom zum zur am im in an auf bei für wie was wann wo ist hier mein "
@@ -265,15 +281,15 @@ _STOP = {
         "montag dienstag mittwoch donnerstag freitag samstag sonntag januar februar märz juni juli "
         "oktober november dezember nummer straße strasse hausnummer kundennummer ihrer wegen "
         "name nachname vorname apotheke firma team kollege kollegin patient patientin hausarzt "
-        "zahnarzt arzt ärztin dr prof professor gmbh ag kg e-mail mail adresse telefon handy".split()
+        "zahnarzt arzt ärztin dr prof professor gmbh ag kg e-mail mail adresse telefon handy"
     ),
-    "en": set(
+    "en": _words(
         "i i'm im the a an hi hello hey mr mrs ms miss dr doctor yes no thanks thank please ok okay "
         "and but so or of to for from with at on in by this that it it's is my me we you your "
         "monday tuesday wednesday thursday friday saturday sunday january february march july "
         "september october november december street road avenue lane number calling speaking here "
         "just well um uh oh sorry good morning afternoon evening appointment surgery clinic "
-        "office team ltd inc plc email mail address phone mobile".split()
+        "office team ltd inc plc email mail address phone mobile"
     ),
 }
 _TITLES = {
@@ -310,7 +326,7 @@ _PHONETIC_NAME = re.compile(
 _SPELL_CUES = re.compile(r"buchstabier|schreibt\s+sich|geschrieben|spell|spelt|spelled", re.IGNORECASE)
 
 
-class _NameRecognizer(LocalRecognizer):  # type: ignore[misc]
+class _NameRecognizer(LocalRecognizer):
     """Names from the shipped name list, titles ("Frau", "Mr") and name cues."""
 
     def __init__(self, language: Language, known: Iterable[str] = ()) -> None:
@@ -322,6 +338,7 @@ class _NameRecognizer(LocalRecognizer):  # type: ignore[misc]
         super().__init__(supported_entities=[PiiType.NAME.value], supported_language=language,
                          name=f"voicedesk_name_{language}")
 
+    @override
     def load(self) -> None:
         pass
 
@@ -338,6 +355,7 @@ class _NameRecognizer(LocalRecognizer):  # type: ignore[misc]
                 return first is not None, last is not None, bool(ambiguous), False
         return False, False, False, False
 
+    @override
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
                 ) -> list[RecognizerResult]:
         tokens = [(m.start(), m.end(), m.group(0)) for m in _NAME_TOKEN.finditer(text)]
@@ -364,22 +382,24 @@ class _NameRecognizer(LocalRecognizer):  # type: ignore[misc]
                 flagged[i] = True
 
         starts = {s: i for i, (s, _, _) in enumerate(tokens)}
+
+        def next_joined(k: int) -> int:
+            return k + 1 if k + 1 < n and joined(k + 1) else n
+
         for cue, strong in ((_STRONG_CUES[self._language], True), (_WEAK_CUES[self._language], False)):
             for m in cue.finditer(text):
-                i = starts.get(m.end())
-                while i is not None and i < n and _fold(tokens[i][2]) in _FILLERS:
-                    i = i + 1 if i + 1 < n and joined(i + 1) else None
+                k = starts.get(m.end(), n)
+                while k < n and _fold(tokens[k][2]) in _FILLERS:
+                    k = next_joined(k)
                 taken = 0
-                while i is not None and i < n and taken < 3:
-                    first, last, _, known = info[i]
+                while k < n and taken < 3:
+                    first, last, _, known = info[k]
                     listed = first or last or known
-                    if stop[i] and not listed:
+                    if (stop[k] and not listed) or not (listed or (strong and cap[k])):
                         break
-                    if not (listed or (strong and cap[i])):
-                        break
-                    flagged[i] = True
+                    flagged[k] = True
                     taken += 1
-                    i = i + 1 if i + 1 < n and joined(i + 1) else None
+                    k = next_joined(k)
 
         for _ in range(2):
             for i in range(n):
@@ -388,11 +408,12 @@ class _NameRecognizer(LocalRecognizer):  # type: ignore[misc]
                 first, last, _, _ = info[i]
                 prev = i - 1
                 prev_word = _fold(tokens[prev][2]) if prev >= 0 else ""
-                if prev >= 0 and prev_word in self._titles and joined(i, after_title=True):
-                    flagged[i] = True
-                elif prev >= 0 and flagged[prev] and info[prev][0] and joined(i) and not stop[i]:
-                    flagged[i] = True
-                elif (first or last) and i + 1 < n and flagged[i + 1] and info[i + 1][1] and joined(i + 1):
+                after_title = prev >= 0 and prev_word in self._titles and joined(i, after_title=True)
+                after_first = prev >= 0 and flagged[prev] and info[prev][0] and joined(i) and not stop[i]
+                before_last = (
+                    (first or last) and i + 1 < n and flagged[i + 1] and info[i + 1][1] and joined(i + 1)
+                )
+                if after_title or after_first or before_last:
                     flagged[i] = True
 
         results: list[RecognizerResult] = []
@@ -539,8 +560,8 @@ def _literal_pattern(value: str) -> re.Pattern[str] | None:
     return re.compile(rf"(?<![^\W_]){body}(?![^\W_])", _I)
 
 
-def _contact_recognizers(contact: ContactData, language: str) -> list[LocalRecognizer]:
-    recognizers: list[LocalRecognizer] = [_NameRecognizer(language, _name_parts(contact.names))]  # type: ignore[arg-type]
+def _contact_recognizers(contact: ContactData, language: Language) -> list[EntityRecognizer]:
+    recognizers: list[EntityRecognizer] = [_NameRecognizer(language, _name_parts(contact.names))]
     table: list[tuple[PiiType, list[re.Pattern[str] | None]]] = [
         (PiiType.PHONE, [_digits_pattern(p) for p in contact.phones]),
         (PiiType.EMAIL, [_literal_pattern(e) for e in contact.emails]),
@@ -602,9 +623,9 @@ class Redactor:
         if not text.strip():
             return []
         norm = normalise_spoken(text, language)
-        ad_hoc: list[LocalRecognizer] = (
+        ad_hoc: list[EntityRecognizer] = (
             _contact_recognizers(contact, language) if contact is not None
-            else [self._default_names[language]]  # type: ignore[index]
+            else [self._default_names[language]]
         )
         results = self._analyzer.analyze(text=norm.text, language=language, ad_hoc_recognizers=ad_hoc,
                                          score_threshold=0.3)

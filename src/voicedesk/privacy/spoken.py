@@ -399,7 +399,8 @@ def _apply_offsets(norm: Normalised, replacements: dict[int, tuple[int, str]]) -
 
 
 _EN_MONTHS = frozenset(
-    "january february march april may june july august september october november december".split()
+    ("january", "february", "march", "april", "may", "june", "july", "august", "september",
+     "october", "november", "december")
 )
 
 
