@@ -441,17 +441,37 @@ def process_tree(root: int) -> tuple[float, int]:
     return cpu, rss
 
 
+def machine_busy_s() -> float:
+    """CPU seconds all cores spent busy since boot (``/proc/stat``: all but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / _CLK
+
+
 class ServerMonitor:
-    """Samples the server's process tree: CPU at start/end, peak RSS in between."""
+    """Samples the server's process tree: CPU at start/end, peak RSS in between.
+
+    Also notes what the whole machine and this generator (with its worker processes) used,
+    so that CPU taken by other processes on a shared box shows up beside the figures.
+    """
 
     def __init__(self, pid: int | None, period_s: float = 0.25) -> None:
         self.pid = pid
         self.period_s = period_s
         self.cpu_start = self.cpu_end = 0.0
         self.peak_rss = 0
+        self.machine_start = self.machine_end = 0.0
+        self.self_start = self.self_end = 0.0
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def other_cpu_s(self) -> float:
+        """Busy CPU seconds of everything but the server and the generator."""
+        server = self.cpu_end - self.cpu_start if self.pid is not None else 0.0
+        return (self.machine_end - self.machine_start) - server - (self.self_end - self.self_start)
+
     async def __aenter__(self) -> ServerMonitor:
+        self.machine_start = machine_busy_s()
+        self.self_start = process_tree(os.getpid())[0]
         if self.pid is not None:
             self.cpu_start, self.peak_rss = process_tree(self.pid)
             self._task = asyncio.create_task(self._sample())
@@ -472,6 +492,8 @@ class ServerMonitor:
         if self.pid is not None:
             self.cpu_end, rss = process_tree(self.pid)
             self.peak_rss = max(self.peak_rss, rss)
+        self.self_end = process_tree(os.getpid())[0]
+        self.machine_end = machine_busy_s()
 
 
 # --- orchestration --------------------------------------------------------------------
@@ -547,6 +569,8 @@ def summarize(
         "server_cpu_s": None if cpu is None else round(cpu, 2),
         "cpu_s_per_call_minute": None if cpu is None or not call_minutes else round(cpu / call_minutes, 3),
         "server_peak_rss_mb": None if monitor.pid is None else round(monitor.peak_rss / 2**20, 1),
+        "generator_cpu_s": round(monitor.self_end - monitor.self_start, 2),
+        "other_cpu_s": round(monitor.other_cpu_s, 2),
         "lag_p50_ms": None if lag_p99 is None else round(1000 * _pct(lags, 50), 2),  # type: ignore[operator]
         "lag_p99_ms": None if lag_p99 is None else round(1000 * lag_p99, 2),
         "lag_max_ms": None if not lags else round(1000 * max(lags), 2),

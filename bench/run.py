@@ -1,0 +1,411 @@
+"""The whole performance harness: ``make bench`` (or ``.venv/bin/python bench/run.py``).
+
+1. Framework benchmark: voicedesk with stand-in engines (``serve_standin.py``) and the
+   Pipecat peer (``peer/pipecat_server.py``, own venv) doing the same work, each started
+   fresh on 127.0.0.1 for 1, 10, 50 and 100 concurrent calls; one table with both rows
+   per level, overhead = latency above the 650 ms floor.
+2. Real engines: voicedesk with its real offline engines, German and English, 1 and 5
+   calls, with the per-stage breakdown read from ``/metrics``
+   (``voicedesk_turn_stage_seconds{stage=…}``).
+
+Writes ``bench/out/*.json`` and ``bench/RESULTS.md``. Benchmarks print figures; nothing
+here passes or fails on time. Every server started here is stopped here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+OUT = BENCH / "out"
+VENV_PY = Path(sys.executable)
+FLOOR_MS = 650.0  # VAD stop 200 + STT 150 + dialogue 200 + TTS 100
+STAGES = ("endpoint", "stt", "dialogue", "tts_first_audio")
+
+sys.path.insert(0, str(BENCH / "peer"))
+import setup_venv  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    target: str  # voicedesk | pipecat
+    argv: list[str]
+    label: str
+
+
+@contextlib.contextmanager
+def served(spec: ServerSpec, port: int, log: Path, startup_s: float = 90.0) -> Iterator[int]:
+    """Start the server, wait for ``/healthz``, yield its pid, stop it (and only it)."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as log_file:
+        proc = subprocess.Popen(
+            [*spec.argv, "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + startup_s
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{spec.label} exited with {proc.returncode}; see {log}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{spec.label} did not come up in {startup_s:.0f} s; see {log}")
+                time.sleep(0.3)
+            yield proc.pid
+        finally:
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's own process group (it was started as its leader), then SIGKILL."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+def loadgen(
+    port: int, pid: int, target: str, calls: int, out: Path, extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    argv = [
+        str(VENV_PY),
+        str(BENCH / "loadgen.py"),
+        "--url",
+        f"http://127.0.0.1:{port}",
+        "--target",
+        target,
+        "--calls",
+        str(calls),
+        "--server-pid",
+        str(pid),
+        "--out",
+        str(out),
+        *extra,
+    ]
+    subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, timeout=600)
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+# --- /metrics -------------------------------------------------------------------------
+_SAMPLE = re.compile(r"^voicedesk_turn_stage_seconds_(bucket|sum|count)\{([^}]*)\}\s+(\S+)$", re.M)
+
+
+def stage_histograms(port: int) -> dict[str, dict[str, Any]]:
+    """``{stage: {"sum": s, "count": n, "buckets": [(le, cumulative)]}}`` from ``/metrics``."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    stages: dict[str, dict[str, Any]] = {}
+    for kind, labels, value in _SAMPLE.findall(text):
+        lab = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        entry = stages.setdefault(lab.get("stage", "?"), {"sum": 0.0, "count": 0.0, "buckets": []})
+        if kind == "bucket":
+            entry["buckets"].append((float(lab["le"]), float(value)))
+        else:
+            entry[kind] = float(value)
+    return stages
+
+
+def stage_delta(
+    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Mean and bucket-interpolated p50 per stage over one run."""
+    out: dict[str, dict[str, Any]] = {}
+    for stage, a in after.items():
+        b = before.get(stage, {"sum": 0.0, "count": 0.0, "buckets": []})
+        count = a["count"] - b["count"]
+        if count <= 0:
+            continue
+        prev = dict(b["buckets"])
+        buckets = [(le, cum - prev.get(le, 0.0)) for le, cum in a["buckets"]]
+        out[stage] = {
+            "count": int(count),
+            "mean_ms": round(1000 * (a["sum"] - b["sum"]) / count, 1),
+            "p50_ms": _bucket_quantile(buckets, 0.5),
+        }
+    return out
+
+
+def _bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    total = buckets[-1][1] if buckets else 0.0
+    if total <= 0:
+        return None
+    target, lo_le, lo_cum = q * total, 0.0, 0.0
+    for le, cum in buckets:
+        if cum >= target:
+            if le == float("inf"):
+                return round(1000 * lo_le, 1)
+            frac = (target - lo_cum) / (cum - lo_cum) if cum > lo_cum else 1.0
+            return round(1000 * (lo_le + frac * (le - lo_le)), 1)
+        lo_le, lo_cum = le, cum
+    return None
+
+
+# --- sections -------------------------------------------------------------------------
+def framework(levels: Sequence[int], turns: int, peer_py: Path) -> list[dict[str, Any]]:
+    specs = [
+        ServerSpec("voicedesk", [str(VENV_PY), str(BENCH / "serve_standin.py")], "voicedesk (stand-ins)"),
+        ServerSpec(
+            "pipecat", [str(peer_py), str(BENCH / "peer" / "pipecat_server.py")], "Pipecat (stand-ins)"
+        ),
+    ]
+    rows: list[dict[str, Any]] = []
+    for calls in levels:
+        ramp = min(10.0, calls * 0.1)
+        for spec in specs:
+            port = free_port()
+            out = OUT / f"framework-{spec.target}-{calls}.json"
+            print(f"[bench] {spec.label}: {calls} call(s), ramp {ramp:.0f} s …", flush=True)
+            try:
+                with served(spec, port, OUT / "logs" / f"{spec.target}-{calls}.log") as pid:
+                    row = loadgen(
+                        port, pid, spec.target, calls, out, ["--ramp", str(ramp), "--turns", str(turns)]
+                    )
+            except (RuntimeError, subprocess.SubprocessError) as exc:
+                row = {"target": spec.target, "calls": calls, "error": str(exc)}
+            row["label"] = spec.label
+            rows.append(row)
+            print(f"[bench]   {_brief(row)}", flush=True)
+    return rows
+
+
+def real_engines(languages: Sequence[str], levels: Sequence[int], turns: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for language in languages:
+        spec = ServerSpec(
+            "voicedesk",
+            [str(VENV_PY), str(BENCH / "serve_standin.py"), "--engines", "real", "--language", language],
+            f"voicedesk real engines ({language})",
+        )
+        for calls in levels:
+            port = free_port()
+            out = OUT / f"real-{language}-{calls}.json"
+            print(f"[bench] {spec.label}: {calls} call(s) …", flush=True)
+            try:
+                with served(spec, port, OUT / "logs" / f"real-{language}-{calls}.log", startup_s=240) as pid:
+                    before = stage_histograms(port)
+                    row = loadgen(
+                        port,
+                        pid,
+                        "voicedesk",
+                        calls,
+                        out,
+                        [
+                            "--ramp",
+                            str(calls * 0.5),
+                            "--turns",
+                            str(turns),
+                            "--language",
+                            language,
+                            "--turn-timeout",
+                            "20",
+                            "--greeting-timeout",
+                            "8",
+                        ],
+                    )
+                    row["stages"] = stage_delta(before, stage_histograms(port))
+            except (RuntimeError, subprocess.SubprocessError, httpx.HTTPError) as exc:
+                row = {"target": "voicedesk", "calls": calls, "error": str(exc), "stages": {}}
+            row["label"] = spec.label
+            row["language"] = language
+            rows.append(row)
+            print(f"[bench]   {_brief(row)}", flush=True)
+    return rows
+
+
+def _brief(row: dict[str, Any]) -> str:
+    if "error" in row:
+        return f"error: {row['error']}"
+    return (
+        f"p50 {row['v2v_p50_ms']} ms, p95 {row['v2v_p95_ms']} ms, failed {row['failed_calls']}/{row['calls']}, "
+        f"CPU {row['cpu_s_per_call_minute']} s/call-min, lag p99 {row['lag_p99_ms']} ms"
+    )
+
+
+# --- report ---------------------------------------------------------------------------
+def _fmt(value: Any, suffix: str = "") -> str:
+    return "–" if value is None else f"{value}{suffix}"
+
+
+def _over(row: dict[str, Any], key: str) -> str:
+    value = row.get(key)
+    return "–" if value is None else f"{value - FLOOR_MS:+.0f}"
+
+
+def framework_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| calls | server | failed calls | turns | v2v p50 ms | p95 | p99 | overhead p50 ms | overhead p95 "
+        "| CPU s / call-min | peak RSS MB | gen lag p99 ms | other CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['calls']} | {r['label']} | error: {r['error'][:80]} |" + " |" * 10)
+            continue
+        lines.append(
+            f"| {r['calls']} | {r['label']} | {r['failed_calls']} | {r['turns_measured']} | {_fmt(r['v2v_p50_ms'])} "
+            f"| {_fmt(r['v2v_p95_ms'])} | {_fmt(r['v2v_p99_ms'])} | {_over(r, 'v2v_p50_ms')} | {_over(r, 'v2v_p95_ms')} "
+            f"| {_fmt(r['cpu_s_per_call_minute'])} | {_fmt(r['server_peak_rss_mb'])} "
+            f"| {_fmt(r['lag_p99_ms'])}{' ⚠' if r['lagging'] else ''} | {_fmt(r.get('other_cpu_s'))} |"
+        )
+    return "\n".join(lines)
+
+
+def real_table(rows: list[dict[str, Any]]) -> str:
+    head = " | ".join(f"{s} mean/p50 ms" for s in STAGES)
+    lines = [
+        f"| language | calls | failed | turns | v2v p50 ms | p95 | CPU s / call-min | peak RSS MB | {head} "
+        "| gen lag p99 ms |",
+        "|---|---|---|---|---|---|---|---|" + "---|" * len(STAGES) + "---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(
+                f"| {r['language']} | {r['calls']} | error: {r['error'][:80]} |" + " |" * (7 + len(STAGES))
+            )
+            continue
+        stages = r.get("stages", {})
+        cells = " | ".join(
+            f"{stages[s]['mean_ms']} / {_fmt(stages[s]['p50_ms'])}" if s in stages else "–" for s in STAGES
+        )
+        lines.append(
+            f"| {r['language']} | {r['calls']} | {r['failed_calls']} | {r['turns_measured']} | {_fmt(r['v2v_p50_ms'])} "
+            f"| {_fmt(r['v2v_p95_ms'])} | {_fmt(r['cpu_s_per_call_minute'])} | {_fmt(r['server_peak_rss_mb'])} "
+            f"| {cells} | {_fmt(r['lag_p99_ms'])}{' ⚠' if r['lagging'] else ''} |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, str]:
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        match = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        cpu = match.group(1) if match else "?"
+    mem = "?"
+    with contextlib.suppress(OSError):
+        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))  # type: ignore[union-attr]
+        mem = f"{kb / 2**20:.0f} GiB"
+
+    def run(argv: list[str]) -> str:
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, check=False, cwd=ROOT).stdout.strip()
+        except OSError:
+            return "?"
+
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "memory": mem,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "voicedesk commit": run(["git", "rev-parse", "--short", "HEAD"]),
+        "pipecat": run([str(setup_venv.peer_python()), "-c", "import pipecat; print(pipecat.__version__)"]),
+        "espeak-ng": run(["espeak-ng", "--version"]).split(" Data")[0],
+    }
+
+
+def write_results(sections: dict[str, Any], path: Path) -> None:
+    info = machine()
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "# Benchmark results",
+        "",
+        f"Written by `bench/run.py` on {now}. Benchmarks print figures; they are not tests.",
+        "",
+        "## Machine and versions",
+        "",
+        *[f"- {k}: {v}" for k, v in info.items()],
+        "",
+    ]
+    if sections.get("framework"):
+        parts += [
+            "## Framework overhead: voicedesk vs Pipecat, same stand-in work",
+            "",
+            "Both servers: real Silero VAD with end of speech after 200 ms of silence, STT stand-in 150 ms, "
+            "dialogue/LLM stand-in 200 ms, TTS stand-in 100 ms (`asyncio.sleep`, no CPU), so the floor is "
+            f"{FLOOR_MS:.0f} ms. v2v = caller's last voiced frame sent → first assistant `media` received. "
+            "Overhead = v2v − floor. CPU = server process tree CPU seconds per minute of call. "
+            "'other CPU s' = busy CPU seconds of processes other than server and generator during the run "
+            "(a shared box inflates latencies when it is high). ⚠ = the generator lagged (p99 > 5 ms).",
+            "",
+            framework_table(sections["framework"]),
+            "",
+        ]
+    if sections.get("real"):
+        parts += [
+            "## Real offline engines (voicedesk)",
+            "",
+            "Stage figures from `voicedesk_turn_stage_seconds` (mean from sum/count, p50 interpolated "
+            "within histogram buckets).",
+            "",
+            real_table(sections["real"]),
+            "",
+        ]
+    parts += sections.get("notes", [])
+    path.write_text("\n".join(parts) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--levels", default="1,10,50,100", help="concurrent calls, framework benchmark")
+    p.add_argument("--turns", type=int, default=3)
+    p.add_argument("--real-levels", default="1,5")
+    p.add_argument("--languages", default="de,en")
+    p.add_argument("--skip", default="", help="comma list of sections to skip: framework,real")
+    p.add_argument("--results", default=str(BENCH / "RESULTS.md"))
+    args = p.parse_args(argv)
+    skip = {s for s in args.skip.split(",") if s}
+    t0 = time.monotonic()
+    OUT.mkdir(parents=True, exist_ok=True)
+    sections: dict[str, Any] = {}
+    if "framework" not in skip:
+        peer_py = setup_venv.ensure()
+        levels = [int(x) for x in args.levels.split(",")]
+        sections["framework"] = framework(levels, args.turns, peer_py)
+        print(framework_table(sections["framework"]), flush=True)
+    if "real" not in skip:
+        sections["real"] = real_engines(
+            args.languages.split(","), [int(x) for x in args.real_levels.split(",")], args.turns
+        )
+        print(real_table(sections["real"]), flush=True)
+    (OUT / "results.json").write_text(json.dumps(sections, indent=1))
+    write_results(sections, Path(args.results))
+    print(f"[bench] done in {time.monotonic() - t0:.0f} s; wrote {args.results}")
+
+
+if __name__ == "__main__":
+    main()
