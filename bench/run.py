@@ -251,8 +251,9 @@ def real_engines(languages: Sequence[str], levels: Sequence[int], turns: int) ->
 def _brief(row: dict[str, Any]) -> str:
     if "error" in row:
         return f"error: {row['error']}"
+    failed = f"{row['failed_calls']}/{row['calls']}"
     return (
-        f"p50 {row['v2v_p50_ms']} ms, p95 {row['v2v_p95_ms']} ms, failed {row['failed_calls']}/{row['calls']}, "
+        f"p50 {row['v2v_p50_ms']} ms, p95 {row['v2v_p95_ms']} ms, failed {failed}, "
         f"CPU {row['cpu_s_per_call_minute']} s/call-min, lag p99 {row['lag_p99_ms']} ms"
     )
 
@@ -277,12 +278,14 @@ def framework_table(rows: list[dict[str, Any]]) -> str:
         if "error" in r:
             lines.append(f"| {r['calls']} | {r['label']} | error: {r['error'][:80]} |" + " |" * 10)
             continue
-        lines.append(
-            f"| {r['calls']} | {r['label']} | {r['failed_calls']} | {r['turns_measured']} | {_fmt(r['v2v_p50_ms'])} "
-            f"| {_fmt(r['v2v_p95_ms'])} | {_fmt(r['v2v_p99_ms'])} | {_over(r, 'v2v_p50_ms')} | {_over(r, 'v2v_p95_ms')} "
-            f"| {_fmt(r['cpu_s_per_call_minute'])} | {_fmt(r['server_peak_rss_mb'])} "
-            f"| {_fmt(r['lag_p99_ms'])}{' ⚠' if r['lagging'] else ''} | {_fmt(r.get('other_cpu_s'))} |"
-        )
+        cells = [
+            r["calls"], r["label"], r["failed_calls"], r["turns_measured"],
+            _fmt(r["v2v_p50_ms"]), _fmt(r["v2v_p95_ms"]), _fmt(r["v2v_p99_ms"]),
+            _over(r, "v2v_p50_ms"), _over(r, "v2v_p95_ms"),
+            _fmt(r["cpu_s_per_call_minute"]), _fmt(r["server_peak_rss_mb"]),
+            _fmt(r["lag_p99_ms"]) + (" ⚠" if r["lagging"] else ""), _fmt(r.get("other_cpu_s")),
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -303,11 +306,12 @@ def real_table(rows: list[dict[str, Any]]) -> str:
         cells = " | ".join(
             f"{stages[s]['mean_ms']} / {_fmt(stages[s]['p50_ms'])}" if s in stages else "–" for s in STAGES
         )
-        lines.append(
-            f"| {r['language']} | {r['calls']} | {r['failed_calls']} | {r['turns_measured']} | {_fmt(r['v2v_p50_ms'])} "
-            f"| {_fmt(r['v2v_p95_ms'])} | {_fmt(r['cpu_s_per_call_minute'])} | {_fmt(r['server_peak_rss_mb'])} "
-            f"| {cells} | {_fmt(r['lag_p99_ms'])}{' ⚠' if r['lagging'] else ''} |"
-        )
+        row = [
+            r["language"], r["calls"], r["failed_calls"], r["turns_measured"],
+            _fmt(r["v2v_p50_ms"]), _fmt(r["v2v_p95_ms"]), _fmt(r["cpu_s_per_call_minute"]),
+            _fmt(r["server_peak_rss_mb"]), cells, _fmt(r["lag_p99_ms"]) + (" ⚠" if r["lagging"] else ""),
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(str(c) for c in row) + " |")
     return "\n".join(lines)
 
 
