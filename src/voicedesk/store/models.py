@@ -216,9 +216,11 @@ class Recording(Base):
     tenant_id: Mapped[TenantFk]
     call_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     blob_key: Mapped[str] = mapped_column(String(200), unique=True)
-    channels: Mapped[int] = mapped_column(Integer, default=2)
+    track: Mapped[str] = mapped_column(String(16), default="caller")
+    channels: Mapped[int] = mapped_column(Integer, default=1)
     sample_rate: Mapped[int] = mapped_column(Integer, default=8000)
     codec: Mapped[str] = mapped_column(String(16), default="pcm_s16le")
+    offset_ms: Mapped[int] = mapped_column(Integer, default=0)
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     e2e: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -257,8 +259,7 @@ class Consent(Base):
     decision: Mapped[str] = mapped_column(String(16))
     method: Mapped[str] = mapped_column(String(16))
     decided_at: Mapped[Timestamp]
-    text_version_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
-    text_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    text_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     text_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
