@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 from voicedesk.dialogue.engine import Action, Conversation, Reply
@@ -134,7 +135,7 @@ class _Utterance:
     sent_all: bool = False
     done: bool = False
     start_ms: int | None = None
-    no_audio_permanent: bool = False
+    tts_failed: bool = False
 
     @property
     def expects_yes_no(self) -> bool:
@@ -167,9 +168,10 @@ class _TransferFailedJob:
 
 
 _Job = _TurnJob | _SilenceJob | _GreetJob | _TransferFailedJob
+_GATE_KINDS = frozenset({"announcement", "question", "notice"})
 
 
-class _StageFailed(Exception):
+class _StageFailedError(Exception):
     def __init__(self, stage: Stage, permanent: bool) -> None:
         super().__init__(f"{stage} failed")
         self.stage: Stage = stage
@@ -255,6 +257,7 @@ class CallSession:
         self._privacy_offer_until: int | None = None
         self._hung_up = False
         self._closed = asyncio.Event()
+        self._finished_recent: list[_Utterance] = []
 
     # --- public API -------------------------------------------------------------------
     async def handle(self, frame: InboundFrame) -> None:
@@ -361,13 +364,15 @@ class CallSession:
             self._last_voiced_mono = self.clock.monotonic()
         if isinstance(event, SpeechStarted):
             self._silence_deadline = self._answer_deadline = None
-            self._overlap_ids = frozenset(u.id for u in self._active)
+            self._overlap_ids = frozenset()
             self._barged_in = False
         elif isinstance(event, TurnEnded):
             self._on_turn(event)
         elif isinstance(event, SpeechAbandoned):
             self._overlap_ids = frozenset()
             self._arm_waiting()
+        if self.detector.in_speech and self._active:
+            self._overlap_ids |= {u.id for u in self._active}
         if (
             self.detector.in_speech
             and self._overlap_ids
@@ -457,7 +462,7 @@ class CallSession:
             job = await self._jobs.get()
             try:
                 await self._run_job(job)
-            except _StageFailed as failed:
+            except _StageFailedError as failed:
                 await self._recover(failed)
             except Exception:
                 log.exception("call session job failed")
@@ -468,6 +473,8 @@ class CallSession:
 
     async def _run_job(self, job: _Job) -> None:
         if isinstance(job, _GreetJob):
+            if any(u.kind in _GATE_KINDS for u in self._active):
+                await self._interrupt(force=True)  # the caller decided before the gate finished speaking
             reply = await self._attempt("dialogue", self.conversation.greet)
             self._say_reply(reply)
         elif isinstance(job, _SilenceJob):
@@ -483,12 +490,14 @@ class CallSession:
     async def _caller_turn(self, job: _TurnJob) -> None:
         turn, timing = job.turn, job.timing
         pcm = turn.pcm
-        result = await self._attempt("stt", lambda: self.stt.transcribe(pcm, SAMPLE_RATE, self.texts.language))
+        language = self.texts.language
+        result = await self._attempt("stt", lambda: self.stt.transcribe(pcm, SAMPLE_RATE, language))
         timing.stt_done = self.clock.monotonic()
         text = result.text.strip()
         if not text or self.phase not in ("gate", "conversation"):
             return
-        if job.overlapped and not job.barged_in and is_backchannel(text) and not self._answer_after_question(job):
+        overlapped = job.overlapped and not job.barged_in
+        if overlapped and is_backchannel(text) and not self._answer_after_question(job):
             return  # "mhm" while the assistant spoke: not a turn
         self._add_turn("caller", text, turn.start_ms, turn.last_voiced_ms)
         now = self.clock.now()
@@ -518,7 +527,7 @@ class CallSession:
         still_playing = any(u.id in job.overlapped for u in self._active)
         return not still_playing and any(u.expects_yes_no for u in overlapped)
 
-    async def _recover(self, failed: _StageFailed) -> None:
+    async def _recover(self, failed: _StageFailedError) -> None:
         self._failures += 1
         if failed.permanent or self._failures >= self.config.max_consecutive_failures:
             self._failures = 0
@@ -538,13 +547,12 @@ class CallSession:
                 self._note_error(stage, category, permanent)
                 tries += 1
                 if permanent or tries > self.config.retries or self.clock.monotonic() >= deadline:
-                    raise _StageFailed(stage, permanent) from exc
+                    raise _StageFailedError(stage, permanent) from exc
 
     # --- consent ----------------------------------------------------------------------
     def _apply_gate_step(self, step: GateStep) -> None:
         for decision in step.decisions:
-            sink = self.consents
-            self._consent_writer.submit(lambda d=decision: sink.record(d))  # type: ignore[misc]
+            self._consent_writer.submit(partial(self.consents.record, decision))
         kinds = {d.decision for d in step.decisions}
         if "granted" in kinds:
             self._persist_turns = True
@@ -564,9 +572,6 @@ class CallSession:
         if step.settled and self.phase == "gate":
             self.phase = "conversation"
             self._answer_deadline = None
-            gate_speech = [u for u in self._active if u.kind in ("announcement", "question", "notice")]
-            if gate_speech:
-                self._spawn(self._interrupt(force=True))
             self._enqueue(_GreetJob())
 
     async def _send_privacy_link(self) -> None:
@@ -607,10 +612,12 @@ class CallSession:
         utt.sent_all = True
         if utt.reply is not None and utt.reply.end_call:
             self._hangup_deadline = self.playback.play_end_ms(self._now_ms) + self.config.hangup_timeout_ms
-        if not utt.played and self.playback.pending_for(utt.id) == 0 and utt.no_audio_permanent:
+        if utt.tts_failed and not utt.played and self.playback.pending_for(utt.id) == 0:
+            # nothing of it could be said: a human takes over rather than leaving silence
             self._finish(utt, interrupted=False, heard="")
-            self._spawn(self._control("transfer", lambda: self.control.transfer(TransferRequest())))
-            self.phase = "transferring"
+            if self.phase in ("gate", "conversation"):
+                self.phase = "transferring"
+                self._spawn(self._control("transfer", lambda: self.control.transfer(TransferRequest())))
             return
         self._check_done(utt)
 
@@ -639,17 +646,18 @@ class CallSession:
                 log.warning("tts failed (%s)", category)
                 self._note_error("tts", category, permanent)
                 if permanent or samples or attempt >= self.config.retries:
-                    utt.no_audio_permanent = permanent or attempt >= self.config.retries
+                    utt.tts_failed = True
                     break
         if samples:
             name = self.playback.mark_sent(utt.id, sentence, samples, start_ms)
             await self._send(MarkOut(name))
 
-    async def _sentence_audio(self, sentence: str, cached: bool) -> Any:
+    async def _sentence_audio(self, sentence: str, cached: bool) -> AsyncIterator[PCM]:
         if cached:
-            pcm = await self.prompts.sentence(sentence, self.texts.language)
-            return _single(pcm)
-        return self.tts.synthesize(sentence, self.texts.language)
+            yield await self.prompts.sentence(sentence, self.texts.language)
+            return
+        async for pcm in self.tts.synthesize(sentence, self.texts.language):
+            yield pcm
 
     def _report_timing(self, timing: _TurnClock) -> None:
         now = self.clock.monotonic()
@@ -689,8 +697,6 @@ class CallSession:
                 log.exception("conversation.heard failed")
                 self._note_error("dialogue", "internal", permanent=False)
 
-    _finished_recent: list[_Utterance] = []  # noqa: RUF012 - replaced per instance on first finish
-
     def _after_played(self, utt: _Utterance) -> None:
         if utt.kind == "announcement":
             self._apply_gate_step(self.gate.announcement_played(self.clock.now()))
@@ -715,7 +721,7 @@ class CallSession:
         if reply is None:
             return
         transfer = reply.transfer
-        if transfer is not None and self.phase == "conversation":
+        if transfer is not None and self.phase in ("gate", "conversation"):
             self.phase = "transferring"
             request = TransferRequest.from_action_data(transfer.data)
             self._spawn(self._control("transfer", lambda: self.control.transfer(request)))
@@ -815,10 +821,6 @@ class CallSession:
     def _sink_error(self, writer: str, exc: Exception) -> None:
         category, permanent = _category(exc)
         self._note_error("sink", category, permanent)
-
-
-async def _single(pcm: PCM) -> Any:
-    yield pcm
 
 
 def _human_transfer() -> Action:

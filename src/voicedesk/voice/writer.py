@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -18,7 +19,9 @@ class BackgroundWriter:
     and counted rather than held in memory (``dropped``). ``on_error`` sees every failure.
     """
 
-    def __init__(self, name: str, *, on_error: Callable[[str, Exception], None], max_pending: int = 256) -> None:
+    def __init__(
+        self, name: str, *, on_error: Callable[[str, Exception], None], max_pending: int = 256
+    ) -> None:
         self.name = name
         self._on_error = on_error
         self._queue: asyncio.Queue[Operation] = asyncio.Queue(max_pending)
@@ -60,10 +63,8 @@ class BackgroundWriter:
             return
         await self._queue.join()
         self._task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        except asyncio.CancelledError:
-            pass
         self._task = None
 
     @property
