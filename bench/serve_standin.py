@@ -20,6 +20,7 @@ import asyncio
 import base64
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -99,6 +100,9 @@ def main() -> None:
     p.add_argument("--keep-data", action="store_true", help="keep the throwaway data dir")
     args = p.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="voicedesk-bench-"))
+    # uvicorn re-raises SIGTERM after its graceful shutdown; make that an exit that still
+    # runs the clean-up below instead of killing the process outright.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         settings = bench_settings(args, data_dir)
         asyncio.run(create_bench_tenant(settings, args))
