@@ -6,7 +6,14 @@ Both engines use it: the rule engine directly, the LLM engine as its ``answer_fa
 from __future__ import annotations
 
 from voicedesk.dialogue.rules.extract import find_service
-from voicedesk.dialogue.rules.lexicon import ADDRESS, OPENING_HOURS, PRICES, PRIVACY_NOTICE, matches, normalise
+from voicedesk.dialogue.rules.lexicon import (
+    ADDRESS,
+    OPENING_HOURS,
+    PRICES,
+    PRIVACY_NOTICE,
+    matches,
+    normalise,
+)
 from voicedesk.dialogue.speech import join_words
 from voicedesk.domain.availability import opening_hours_text
 from voicedesk.domain.profile import Language, TenantProfile
@@ -21,7 +28,11 @@ def faq_topic(question: str, profile: TenantProfile, language: Language) -> FaqT
     for entry in profile.faq:
         for keyword in entry.keywords.get(language, []) + entry.keywords.get(profile.language, []):
             kw = normalise(keyword).strip()
-            if kw and (f" {kw} " in norm or (len(kw) >= 6 and kw in norm)) and (best is None or len(kw) > best[0]):
+            if (
+                kw
+                and (f" {kw} " in norm or (len(kw) >= 6 and kw in norm))
+                and (best is None or len(kw) > best[0])
+            ):
                 best = (len(kw), entry.id)
     if best:
         return best[1]
@@ -44,7 +55,9 @@ def answer_faq(profile: TenantProfile, question: str, language: Language) -> str
     return answer_topic(profile, topic, language, question=question)
 
 
-def answer_topic(profile: TenantProfile, topic: FaqTopic, language: Language, *, question: str = "") -> str | None:
+def answer_topic(
+    profile: TenantProfile, topic: FaqTopic, language: Language, *, question: str = ""
+) -> str | None:
     """The answer for a known ``topic`` (see ``faq_topic``)."""
     de = language == "de"
     if topic == "opening_hours":
@@ -62,7 +75,9 @@ def answer_topic(profile: TenantProfile, topic: FaqTopic, language: Language, *,
             price = profile.text(service.price, language)
             return f"{name} kostet {price}." if de else f"{name} costs {price}."
         priced = [
-            f"{profile.text(s.name, language)} {profile.text(s.price, language)}" for s in profile.services if s.price
+            f"{profile.text(s.name, language)} {profile.text(s.price, language)}"
+            for s in profile.services
+            if s.price
         ]
         if not priced:
             return None
@@ -72,4 +87,3 @@ def answer_topic(profile: TenantProfile, topic: FaqTopic, language: Language, *,
         if entry.id == topic:
             return profile.text(entry.answer, language)
     return None
-

@@ -36,8 +36,11 @@ class CallSummary:
 
     @property
     def text(self) -> str:
-        lead = ("Anliegen: ", "Ergebnis: ", "Zu tun: ") if self.language == "de" else (
-            "Reason: ", "Outcome: ", "Follow-up: ")
+        lead = (
+            ("Anliegen: ", "Ergebnis: ", "Zu tun: ")
+            if self.language == "de"
+            else ("Reason: ", "Outcome: ", "Follow-up: ")
+        )
         parts = [f"{lead[0]}{self.reason}.", f"{lead[1]}{self.outcome}."]
         if self.follow_ups:
             parts.append(lead[2] + "; ".join(self.follow_ups) + ".")
@@ -53,17 +56,65 @@ _REASONS: dict[str, tuple[str, str]] = {
     "book": ("Terminwunsch", "wants an appointment"),
     "cancel": ("Termin absagen", "cancel an appointment"),
     "reschedule": ("Termin verschieben", "reschedule an appointment"),
-    "faq": ("Frage zu Öffnungszeiten, Adresse oder Preisen", "question about opening hours, address or prices"),
+    "faq": (
+        "Frage zu Öffnungszeiten, Adresse oder Preisen",
+        "question about opening hours, address or prices",
+    ),
     "message": ("Nachricht / Rückrufbitte", "message / callback request"),
     "human": ("möchte einen Mitarbeiter sprechen", "asked for a member of staff"),
     "dsar": ("Anfrage zu den eigenen Daten (DSGVO)", "request about their personal data (GDPR)"),
 }
-_POSITIVE = {"danke", "super", "prima", "toll", "perfekt", "wunderbar", "freundlich", "klasse", "gut",
-             "thanks", "thank", "great", "perfect", "wonderful", "lovely", "excellent", "brilliant", "good"}
-_NEGATIVE = {"ärgerlich", "unverschämt", "schlecht", "beschwerde", "beschweren", "sauer", "verärgert",
-             "blöd", "blöde", "scheiße", "mist", "nervt", "unzufrieden", "enttäuscht", "idiot",
-             "angry", "terrible", "awful", "complaint", "complain", "annoyed", "stupid", "useless",
-             "ridiculous", "unacceptable", "disappointed", "bad", "rubbish", "idiot", "shit"}
+_POSITIVE = {
+    "danke",
+    "super",
+    "prima",
+    "toll",
+    "perfekt",
+    "wunderbar",
+    "freundlich",
+    "klasse",
+    "gut",
+    "thanks",
+    "thank",
+    "great",
+    "perfect",
+    "wonderful",
+    "lovely",
+    "excellent",
+    "brilliant",
+    "good",
+}
+_NEGATIVE = {
+    "ärgerlich",
+    "unverschämt",
+    "schlecht",
+    "beschwerde",
+    "beschweren",
+    "sauer",
+    "verärgert",
+    "blöd",
+    "blöde",
+    "scheiße",
+    "mist",
+    "nervt",
+    "unzufrieden",
+    "enttäuscht",
+    "idiot",
+    "angry",
+    "terrible",
+    "awful",
+    "complaint",
+    "complain",
+    "annoyed",
+    "stupid",
+    "useless",
+    "ridiculous",
+    "unacceptable",
+    "disappointed",
+    "bad",
+    "rubbish",
+    "shit",
+}
 
 
 def _sentiment(lines: list[str]) -> Sentiment:
@@ -85,8 +136,11 @@ def summarize(conversation: ConversationLog | HasLog) -> CallSummary:
     replies = log.replies
     intents = tuple(r.intent for r in replies if r.intent is not None)
     meaningful = [i for i in intents if i not in ("other", "goodbye")]
-    reason = _REASONS[meaningful[0]][0 if de else 1] if meaningful else (
-        "kein erkennbares Anliegen" if de else "no clear request")
+    reason = (
+        _REASONS[meaningful[0]][0 if de else 1]
+        if meaningful
+        else ("kein erkennbares Anliegen" if de else "no clear request")
+    )
 
     outcomes: list[str] = []
     follow_ups: list[str] = []
@@ -99,7 +153,9 @@ def summarize(conversation: ConversationLog | HasLog) -> CallSummary:
                 appointment = data
                 service = profile.service(str(data.get("service")))
                 name = profile.text(service.name, lang) if service else str(data.get("service"))
-                when = say_datetime(dt.datetime.fromisoformat(str(data["start"])).astimezone(profile.tz), lang)
+                when = say_datetime(
+                    dt.datetime.fromisoformat(str(data["start"])).astimezone(profile.tz), lang
+                )
                 if action.type == "book":
                     outcomes.append(f"Termin gebucht: {name} am {when}" if de else f"booked {name} on {when}")
                 else:
@@ -113,17 +169,26 @@ def summarize(conversation: ConversationLog | HasLog) -> CallSummary:
                 phone = data.get("phone")
                 urgent = data.get("urgency") == "high"
                 if phone:
-                    follow_ups.append(("dringend " if urgent else "") + f"zurückrufen unter {phone}" if de else
-                                      ("urgent: " if urgent else "") + f"call back on {phone}")
+                    follow_ups.append(
+                        ("dringend " if urgent else "") + f"zurückrufen unter {phone}"
+                        if de
+                        else ("urgent: " if urgent else "") + f"call back on {phone}"
+                    )
                 else:
-                    follow_ups.append("Anliegen bearbeiten (keine Rückrufnummer)" if de else
-                                      "handle the request (no callback number)")
+                    follow_ups.append(
+                        "Anliegen bearbeiten (keine Rückrufnummer)"
+                        if de
+                        else "handle the request (no callback number)"
+                    )
             elif action.type == "transfer":
                 outcomes.append("an einen Mitarbeiter weitergeleitet" if de else "transferred to staff")
             elif action.type == "dsar":
                 outcomes.append("Datenschutzanfrage erfasst" if de else "data-protection request recorded")
-                follow_ups.append("Identität prüfen und Anfrage binnen eines Monats beantworten" if de else
-                                  "verify identity and answer the request within one month")
+                follow_ups.append(
+                    "Identität prüfen und Anfrage binnen eines Monats beantworten"
+                    if de
+                    else "verify identity and answer the request within one month"
+                )
     outcome = ", ".join(outcomes) if outcomes else ("ohne Ergebnis beendet" if de else "ended without result")
     sentiment = _sentiment(log.caller_lines) if profile.sentiment_analysis else None
     return CallSummary(

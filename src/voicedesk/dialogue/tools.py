@@ -56,13 +56,12 @@ class DialogueTools(Protocol):
         when: When | None,
         preferences: Preferences | None = None,
         *,
-        after: dt.datetime | None = None,
         limit: int = 5,
     ) -> list[Slot]:
-        """Nearest free slots matching ``when``, earliest first.
+        """Nearest free slots matching ``when`` (``None``: as soon as possible).
 
-        ``when=None`` means "as soon as possible"; ``after`` excludes slots starting
-        before it (used to find the next free day after a fully booked one).
+        Same order as ``domain.availability.find_slots``: an exact wished time first if
+        free, then the nearest others of that day; otherwise earliest first.
         """
         ...
 
@@ -96,7 +95,9 @@ class DialogueTools(Protocol):
         """Move an appointment to a free slot; returns the moved appointment."""
         ...
 
-    async def take_message(self, *, name: str | None, phone: str | None, reason: str, urgency: Urgency) -> str:
+    async def take_message(
+        self, *, name: str | None, phone: str | None, reason: str, urgency: Urgency
+    ) -> str:
         """Leave a message / callback task for staff; returns its id."""
         ...
 

@@ -17,24 +17,50 @@ from typing import Any, Literal
 from voicedesk.dialogue.engine import Action, CallerContext, ConversationLog, Expectation, Intent, Reply, Turn
 from voicedesk.dialogue.faq import answer_topic, faq_topic
 from voicedesk.dialogue.rules import lexicon as lx
-from voicedesk.dialogue.rules.extract import default_region, extract_email, extract_name, extract_phone, find_service
+from voicedesk.dialogue.rules.extract import (
+    default_region,
+    extract_email,
+    extract_name,
+    extract_phone,
+    find_service,
+)
 from voicedesk.dialogue.rules.phrases import DSAR_KIND_WORDS, say
 from voicedesk.dialogue.speech import join_alternatives, join_words, say_date, say_datetime, say_phone
 from voicedesk.dialogue.tools import AppointmentData, DialogueTools, DsarKind, Preferences, Urgency
 from voicedesk.domain.availability import Slot
 from voicedesk.domain.errors import ConflictError, NotFoundError
 from voicedesk.domain.profile import WEEKDAYS, Language, Service, TenantProfile
-from voicedesk.domain.when import When, parse_when
+from voicedesk.domain.when import When, localize, parse_when
 
 Task = Literal["book", "cancel", "reschedule", "message", "dsar"]
 Pending = Literal[
-    "service", "when", "slot", "name", "phone", "phone_confirm", "confirm_book", "change",
-    "lookup_name", "pick_appointment", "confirm_cancel", "confirm_reschedule", "reason",
-    "dsar_contact", "anything_else", "offer_fallback",
+    "service",
+    "when",
+    "slot",
+    "name",
+    "phone",
+    "phone_confirm",
+    "confirm_book",
+    "change",
+    "lookup_name",
+    "pick_appointment",
+    "confirm_cancel",
+    "confirm_reschedule",
+    "reason",
+    "dsar_contact",
+    "anything_else",
+    "offer_fallback",
 ]
 _EXPECTS: dict[str, Expectation] = {
-    "slot": "yes_no", "confirm_book": "yes_no", "confirm_cancel": "yes_no", "confirm_reschedule": "yes_no",
-    "phone_confirm": "yes_no", "name": "name", "lookup_name": "name", "phone": "digits", "when": "when",
+    "slot": "yes_no",
+    "confirm_book": "yes_no",
+    "confirm_cancel": "yes_no",
+    "confirm_reschedule": "yes_no",
+    "phone_confirm": "yes_no",
+    "name": "name",
+    "lookup_name": "name",
+    "phone": "digits",
+    "when": "when",
     "dsar_contact": "digits",
 }
 _MAX_ATTEMPTS = 2
@@ -227,15 +253,17 @@ class RuleConversation:
             return await self._transfer("emergency", text, lead=say("emergency", lang), mode="warm")
 
         expecting_free_text = s.pending in ("reason", "name", "lookup_name")
-        if not expecting_free_text and self._is_goodbye(norm, words):
+        if not expecting_free_text and self._is_goodbye(norm):
             return self._goodbye()
         if lx.matches(norm, lx.DSAR, lang) and s.pending != "reason":
             self._start("dsar")
             self.state.dsar_kind = self._dsar_kind(norm)
             return await self._advance_dsar(text)
 
-        booking_words = lx.matches(norm, lx.BOOK, lang) or lx.matches(norm, lx.CANCEL, lang) or lx.matches(
-            norm, lx.RESCHEDULE, lang
+        booking_words = (
+            lx.matches(norm, lx.BOOK, lang)
+            or lx.matches(norm, lx.CANCEL, lang)
+            or lx.matches(norm, lx.RESCHEDULE, lang)
         )
         if s.pending != "reason":
             category = self._escalation(norm, booking_words)
@@ -269,8 +297,11 @@ class RuleConversation:
             if topic is not None and find_service(text, self.profile, lang) is None:
                 answer = answer_topic(self.profile, topic, lang, question=text) or say("no_answer_faq", lang)
                 question = self._last_question.text if self._last_question else say("how_help", lang)
-                return self._emit(answer + " " + question, "faq",
-                                  expects=self._last_question.expects if self._last_question else "free")
+                return self._emit(
+                    answer + " " + question,
+                    "faq",
+                    expects=self._last_question.expects if self._last_question else "free",
+                )
 
         if s.task is not None and s.pending not in (None, "anything_else"):
             return await self._on_pending(text, norm)
@@ -290,15 +321,13 @@ class RuleConversation:
             return await self._book_turn(text)
         return self._not_understood()
 
-    def _is_goodbye(self, norm: str, words: int) -> bool:
+    def _is_goodbye(self, norm: str) -> bool:
         lang = self.lang
         if lx.matches(norm, lx.GOODBYE, lang):
             return True
-        if lx.matches(norm, lx.THANKS_ONLY, lang) and (self.state.task is None or self.state.pending in (
-            None, "anything_else"
-        )):
-            return True
-        return False
+        return lx.matches(norm, lx.THANKS_ONLY, lang) and (
+            self.state.task is None or self.state.pending in (None, "anything_else")
+        )
 
     def _dsar_kind(self, norm: str) -> DsarKind:
         order: tuple[DsarKind, ...] = ("erasure", "rectification", "restriction", "objection", "portability")
@@ -329,7 +358,7 @@ class RuleConversation:
         if lx.matches(norm, lx.CANCEL, lang) and s.task not in ("cancel",):
             self._start("cancel")
             return await self._cancel_turn(text)
-        if lx.matches(norm, lx.BOOK, lang) and s.task is None or (
+        if (lx.matches(norm, lx.BOOK, lang) and s.task is None) or (
             lx.matches(norm, lx.BOOK, lang) and s.pending == "anything_else"
         ):
             self._start("book")
@@ -344,13 +373,20 @@ class RuleConversation:
         if self._silences >= _MAX_SILENCE:
             return self._emit(say("silent_end", lang), self._intent(), actions=(Action("end_call"),))
         if self._silences == _MAX_SILENCE - 1:
-            text = say("cant_hear", lang) + " " + say("offer_fallback" if self._can_transfer() else
-                                                          "offer_message", lang)
+            text = (
+                say("cant_hear", lang)
+                + " "
+                + say("offer_fallback" if self._can_transfer() else "offer_message", lang)
+            )
             return self._emit(text, self._intent(), pending="offer_fallback", expects="yes_no")
         question = self._last_question.text if self._last_question else say("how_help", lang)
         expects = self._last_question.expects if self._last_question else "free"
-        reply = Reply(text=say("still_there", lang) + " " + question, intent=self._intent(), expects=expects,
-                      understood=self._understood())
+        reply = Reply(
+            text=say("still_there", lang) + " " + question,
+            intent=self._intent(),
+            expects=expects,
+            understood=self._understood(),
+        )
         self._last = reply
         self.log.turns.append(Turn("assistant", reply.text, reply))
         return reply
@@ -365,8 +401,11 @@ class RuleConversation:
         self._misunderstood += 1
         if self._misunderstood >= _MAX_ATTEMPTS:
             return self._offer_fallback()
-        return self._emit(say("not_understood", self.lang) + " " + say("how_help", self.lang), "other",
-                          pending=self.state.pending if self.state.task else None)
+        return self._emit(
+            say("not_understood", self.lang) + " " + say("how_help", self.lang),
+            "other",
+            pending=self.state.pending if self.state.task else None,
+        )
 
     def _offer_fallback(self, lead: str = "") -> Reply:
         key = "offer_fallback" if self._can_transfer() else "offer_message"
@@ -433,8 +472,11 @@ class RuleConversation:
         task = self.state.task
         extra = ""
         if task in ("book", "cancel", "reschedule") and why in ("human", "failed", "rude"):
-            verbs = {"book": ("Termin buchen", "book an appointment"), "cancel": ("Termin absagen", "cancel an "
-                     "appointment"), "reschedule": ("Termin verschieben", "reschedule an appointment")}
+            verbs = {
+                "book": ("Termin buchen", "book an appointment"),
+                "cancel": ("Termin absagen", "cancel an appointment"),
+                "reschedule": ("Termin verschieben", "reschedule an appointment"),
+            }
             extra = (" (Anliegen: " if de else " (about: ") + verbs[task][0 if de else 1] + ")"
         return f"{who} ({phone}) {topic}{quoted}{extra}."
 
@@ -502,15 +544,19 @@ class RuleConversation:
                 s.offer_index += 1
                 if s.offer_index < len(s.offered) and s.offer_index < 3:
                     slot = s.offered[s.offer_index]
-                    return self._emit(say("offer_next", lang, slot=self._slot_text(slot.start)), "book",
-                                      pending="slot")
+                    return self._emit(
+                        say("offer_next", lang, slot=self._slot_text(slot.start)), "book", pending="slot"
+                    )
                 s.when, s.offered, s.offer_index = None, [], 0
                 return self._ask("ask_other_time", "when")
             else:
                 if self._fail():
                     return self._offer_fallback()
-                return self._emit(self._last_question.text if self._last_question else say("ask_when", lang),
-                                  "book", pending="slot")
+                return self._emit(
+                    self._last_question.text if self._last_question else say("ask_when", lang),
+                    "book",
+                    pending="slot",
+                )
         if pending == "name":
             name = extract_name(text, lang, expecting=True)
             if name is None:
@@ -545,8 +591,14 @@ class RuleConversation:
                 s.name = None
             elif name:
                 s.name = name
-            elif lx.matches(norm, {"de": (r" tag ", r" uhrzeit ", r" zeit ", r" datum "),
-                                   "en": (r" day ", r" time ", r" date ")}, lang):
+            elif lx.matches(
+                norm,
+                {
+                    "de": (r" tag ", r" uhrzeit ", r" zeit ", r" datum "),
+                    "en": (r" day ", r" time ", r" date "),
+                },
+                lang,
+            ):
                 s.when, s.offered, s.chosen = None, [], None
             elif lx.matches(norm, {"de": (r" leistung ",), "en": (r" service ",)}, lang):
                 s.service_id, s.offered, s.chosen = None, [], None
@@ -554,8 +606,12 @@ class RuleConversation:
                 if self._fail():
                     return self._offer_fallback()
                 return self._ask("what_change", "change")
-        s.attempts = 0 if s.pending != pending or pending in ("name", "phone", "slot", "service", "when",
-                                                              "confirm_book", "change") else s.attempts
+        s.attempts = (
+            0
+            if s.pending != pending
+            or pending in ("name", "phone", "slot", "service", "when", "confirm_book", "change")
+            else s.attempts
+        )
         return await self._advance_book()
 
     async def _advance_book(self, lead: str = "") -> Reply:
@@ -571,8 +627,11 @@ class RuleConversation:
                 return self._ask("ask_when", "when", lead=lead)
             if not s.offered:
                 return await self._search_and_offer(lead)
-            return self._emit(say("offer", lang, slot=self._slot_text(s.offered[s.offer_index].start)), "book",
-                              pending="slot")
+            return self._emit(
+                say("offer", lang, slot=self._slot_text(s.offered[s.offer_index].start)),
+                "book",
+                pending="slot",
+            )
         if s.name is None:
             s.name = self.ctx.known_name
         if s.name is None:
@@ -587,7 +646,10 @@ class RuleConversation:
     async def _search_and_offer(self, lead: str = "") -> Reply:
         s = self.state
         lang = self.lang
-        assert s.service_id is not None and s.when is not None
+        if not (s.service_id is not None and s.when is not None):
+            raise RuntimeError(
+                "rule engine state out of order: s.service_id is not None and s.when is not None"
+            )
         slots = await self.tools.find_slots(s.service_id, s.when, self._preferences(), limit=5)
         exact = _exact_time(s.when)
         prefix = (lead + " ") if lead else ""
@@ -596,10 +658,17 @@ class RuleConversation:
             first = slots[0]
             if exact is not None and first.start != exact:
                 wish = self._wish_text(exact, with_time=True)
-                return self._emit(prefix + say("offer_instead", lang, wish=wish, slot=self._slot_text(first.start)),
-                                  "book", pending="slot")
-            return self._emit(prefix + say("offer", lang, slot=self._slot_text(first.start)), "book", pending="slot")
-        later = await self.tools.find_slots(s.service_id, None, self._preferences(), after=s.when.start, limit=5)
+                return self._emit(
+                    prefix + say("offer_instead", lang, wish=wish, slot=self._slot_text(first.start)),
+                    "book",
+                    pending="slot",
+                )
+            return self._emit(
+                prefix + say("offer", lang, slot=self._slot_text(first.start)), "book", pending="slot"
+            )
+        day_start = localize(s.when.start.astimezone(self.profile.tz).date(), dt.time(0), self.profile.tz)
+        relaxed = dataclasses.replace(s.when, start=day_start, end=None, grain="day")
+        later = await self.tools.find_slots(s.service_id, relaxed, self._preferences(), limit=5)
         if not later:
             s.when = None
             return self._ask("no_slots", "when", lead=lead)
@@ -632,28 +701,52 @@ class RuleConversation:
 
     def _confirm_book(self, lead: str = "") -> Reply:
         s = self.state
-        assert s.chosen is not None and s.name is not None
-        text = say("confirm_book", self.lang, service=self._service_name(s.service_id),
-                   slot=self._slot_text(s.chosen.start), name=s.name)
+        if not (s.chosen is not None and s.name is not None):
+            raise RuntimeError("rule engine state out of order: s.chosen is not None and s.name is not None")
+        text = say(
+            "confirm_book",
+            self.lang,
+            service=self._service_name(s.service_id),
+            slot=self._slot_text(s.chosen.start),
+            name=s.name,
+        )
         return self._emit((lead + " " if lead else "") + text, "book", pending="confirm_book")
 
     async def _do_book(self) -> Reply:
         s = self.state
-        assert s.chosen is not None and s.service_id is not None and s.name is not None
+        if not (s.chosen is not None and s.service_id is not None and s.name is not None):
+            raise RuntimeError(
+                "rule engine state out of order: booking without slot, service or name"
+            )
         try:
             appointment = await self.tools.book(
-                s.service_id, s.chosen.start, staff=s.chosen.staff_id, name=s.name,
-                phone=s.phone or self.ctx.caller_number, email=s.email, preferences=self._preferences(),
+                s.service_id,
+                s.chosen.start,
+                staff=s.chosen.staff_id,
+                name=s.name,
+                phone=s.phone or self.ctx.caller_number,
+                email=s.email,
+                preferences=self._preferences(),
             )
         except ConflictError:
             s.chosen, s.offered, s.offer_index = None, [], 0
             return await self._advance_book(lead=say("slot_gone", self.lang))
         self.appointment = appointment
-        text = say("booked", self.lang, service=self._service_name(s.service_id), slot=self._slot_text(s.chosen.start))
+        text = say(
+            "booked",
+            self.lang,
+            service=self._service_name(s.service_id),
+            slot=self._slot_text(s.chosen.start),
+        )
         name, phone, email = s.name, s.phone, s.email
         self.state = _State(name=name, phone=phone, email=email)
-        return self._emit(text, "book", pending="anything_else", actions=(Action("book", dict(appointment)),),
-                          appointment=appointment)
+        return self._emit(
+            text,
+            "book",
+            pending="anything_else",
+            actions=(Action("book", dict(appointment)),),
+            appointment=appointment,
+        )
 
     # -- phone numbers ----------------------------------------------------------------------
 
@@ -664,9 +757,11 @@ class RuleConversation:
         number = extract_phone(text, self.lang, self._region)
         if number:
             return number
-        if self.ctx.caller_number and (lx.matches(norm, lx.YES, self.lang) or lx.matches(
-            norm, lx.CALLER_NUMBER_OK, self.lang
-        )) and not lx.matches(norm, lx.NO, self.lang):
+        if (
+            self.ctx.caller_number
+            and (lx.matches(norm, lx.YES, self.lang) or lx.matches(norm, lx.CALLER_NUMBER_OK, self.lang))
+            and not lx.matches(norm, lx.NO, self.lang)
+        ):
             return self.ctx.caller_number
         return None
 
@@ -690,8 +785,11 @@ class RuleConversation:
         when = self._parse_when(text)
         if when is not None:
             day = when.start.astimezone(self.profile.tz).date()
-            same = [a for a in appointments if dt.datetime.fromisoformat(a["start"]).astimezone(
-                self.profile.tz).date() == day]
+            same = [
+                a
+                for a in appointments
+                if dt.datetime.fromisoformat(a["start"]).astimezone(self.profile.tz).date() == day
+            ]
             exact = _exact_time(when)
             if exact is not None:
                 at = [a for a in same if dt.datetime.fromisoformat(a["start"]) == exact]
@@ -740,8 +838,12 @@ class RuleConversation:
         if picked is None:
             if s.pending == "pick_appointment" and self._fail():
                 return self._offer_fallback()
-            items = [f"{self._service_name(a['service'])} am {self._appointment_text(a)}" if lang == "de" else
-                     f"{self._service_name(a['service'])} on {self._appointment_text(a)}" for a in appointments[:3]]
+            items = [
+                f"{self._service_name(a['service'])} am {self._appointment_text(a)}"
+                if lang == "de"
+                else f"{self._service_name(a['service'])} on {self._appointment_text(a)}"
+                for a in appointments[:3]
+            ]
             return self._ask("which_appointment", "pick_appointment", items=join_alternatives(items, lang))
         s.target = picked
         s.attempts = 0
@@ -762,16 +864,30 @@ class RuleConversation:
                     return self._offer_fallback(lead=say("no_appointment", lang))
                 slot = self._appointment_text(s.target)
                 self.state = _State(name=s.name, phone=s.phone)
-                return self._emit(say("cancelled", lang, slot=slot), "cancel", pending="anything_else",
-                                  actions=(Action("cancel", dict(cancelled)),), appointment=cancelled)
+                return self._emit(
+                    say("cancelled", lang, slot=slot),
+                    "cancel",
+                    pending="anything_else",
+                    actions=(Action("cancel", dict(cancelled)),),
+                    appointment=cancelled,
+                )
             if self._fail():
                 return self._offer_fallback()
         question = await self._identify(text)
         if question is not None:
             return question
-        assert s.target is not None
-        return self._emit(say("confirm_cancel", lang, service=self._service_name(s.target["service"]),
-                              slot=self._appointment_text(s.target)), "cancel", pending="confirm_cancel")
+        if not (s.target is not None):
+            raise RuntimeError("rule engine state out of order: s.target is not None")
+        return self._emit(
+            say(
+                "confirm_cancel",
+                lang,
+                service=self._service_name(s.target["service"]),
+                slot=self._appointment_text(s.target),
+            ),
+            "cancel",
+            pending="confirm_cancel",
+        )
 
     async def _reschedule_turn(self, text: str, *, first: bool) -> Reply:
         s = self.state
@@ -792,8 +908,11 @@ class RuleConversation:
             if when is None:
                 if self._fail():
                     return self._offer_fallback()
-                return self._emit(self._last_question.text if self._last_question else "", "reschedule",
-                                  pending="confirm_reschedule")
+                return self._emit(
+                    self._last_question.text if self._last_question else "",
+                    "reschedule",
+                    pending="confirm_reschedule",
+                )
         had_target = s.target is not None
         question = await self._identify(identify_text)
         if question is not None:
@@ -801,16 +920,27 @@ class RuleConversation:
                 s.when_text = wish_text
                 s.when = self._parse_when(wish_text)
             return question
-        assert s.target is not None
+        if not (s.target is not None):
+            raise RuntimeError("rule engine state out of order: s.target is not None")
         s.service_id = s.target["service"]
         if not had_target:
-            wish = wish_text or (text if s.pending not in ("lookup_name", "pick_appointment") and not first else "")
+            wish = wish_text or (
+                text if s.pending not in ("lookup_name", "pick_appointment") and not first else ""
+            )
             if s.when is None and wish:
                 s.when = self._parse_when(wish)
                 s.when_text = wish if s.when else None
             if s.when is None:
-                return self._emit(say("reschedule_found", lang, service=self._service_name(s.service_id),
-                                      slot=self._appointment_text(s.target)), "reschedule", pending="when")
+                return self._emit(
+                    say(
+                        "reschedule_found",
+                        lang,
+                        service=self._service_name(s.service_id),
+                        slot=self._appointment_text(s.target),
+                    ),
+                    "reschedule",
+                    pending="when",
+                )
             return await self._offer_for_reschedule()
         return await self._reschedule_slotting(text, norm)
 
@@ -833,14 +963,20 @@ class RuleConversation:
             if lx.matches(norm, lx.NO, lang):
                 s.offer_index += 1
                 if s.offer_index < len(s.offered) and s.offer_index < 3:
-                    return self._emit(say("offer_next", lang, slot=self._slot_text(s.offered[s.offer_index].start)),
-                                      "reschedule", pending="slot")
+                    return self._emit(
+                        say("offer_next", lang, slot=self._slot_text(s.offered[s.offer_index].start)),
+                        "reschedule",
+                        pending="slot",
+                    )
                 s.when, s.offered = None, []
                 return self._ask("ask_other_time", "when")
             if self._fail():
                 return self._offer_fallback()
-        return self._emit(self._last_question.text if self._last_question else say("ask_when", lang),
-                          "reschedule", pending=s.pending)
+        return self._emit(
+            self._last_question.text if self._last_question else say("ask_when", lang),
+            "reschedule",
+            pending=s.pending,
+        )
 
     async def _offer_for_reschedule(self) -> Reply:
         reply = await self._search_and_offer()
@@ -853,13 +989,27 @@ class RuleConversation:
 
     def _confirm_reschedule(self) -> Reply:
         s = self.state
-        assert s.target is not None and s.chosen is not None
-        return self._emit(say("confirm_reschedule", self.lang, old=self._appointment_text(s.target),
-                              new=self._slot_text(s.chosen.start)), "reschedule", pending="confirm_reschedule")
+        if not (s.target is not None and s.chosen is not None):
+            raise RuntimeError(
+                "rule engine state out of order: s.target is not None and s.chosen is not None"
+            )
+        return self._emit(
+            say(
+                "confirm_reschedule",
+                self.lang,
+                old=self._appointment_text(s.target),
+                new=self._slot_text(s.chosen.start),
+            ),
+            "reschedule",
+            pending="confirm_reschedule",
+        )
 
     async def _do_reschedule(self) -> Reply:
         s = self.state
-        assert s.target is not None and s.chosen is not None
+        if not (s.target is not None and s.chosen is not None):
+            raise RuntimeError(
+                "rule engine state out of order: s.target is not None and s.chosen is not None"
+            )
         try:
             moved = await self.tools.reschedule(s.target["id"], s.chosen.start, staff=s.chosen.staff_id)
         except ConflictError:
@@ -870,9 +1020,13 @@ class RuleConversation:
         previous = s.target["start"]
         self.state = _State(name=s.name, phone=s.phone)
         self.appointment = moved
-        return self._emit(say("rescheduled", self.lang, slot=slot), "reschedule", pending="anything_else",
-                          actions=(Action("reschedule", {**dict(moved), "previous_start": previous}),),
-                          appointment=moved)
+        return self._emit(
+            say("rescheduled", self.lang, slot=slot),
+            "reschedule",
+            pending="anything_else",
+            actions=(Action("reschedule", {**dict(moved), "previous_start": previous}),),
+            appointment=moved,
+        )
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -896,8 +1050,11 @@ class RuleConversation:
             if phone is not None:
                 s.phone_candidate = phone
                 s.attempts = 0
-                return self._emit(say("confirm_phone", lang, phone=say_phone(phone, lang)), "message",
-                                  pending="phone_confirm")
+                return self._emit(
+                    say("confirm_phone", lang, phone=say_phone(phone, lang)),
+                    "message",
+                    pending="phone_confirm",
+                )
             same = self._phone_answer(text, norm)
             if same is not None:
                 s.phone = same
@@ -911,8 +1068,11 @@ class RuleConversation:
             phone = extract_phone(text, lang, self._region)
             if phone is not None and phone != s.phone_candidate:
                 s.phone_candidate = phone
-                return self._emit(say("confirm_phone", lang, phone=say_phone(phone, lang)), "message",
-                                  pending="phone_confirm")
+                return self._emit(
+                    say("confirm_phone", lang, phone=say_phone(phone, lang)),
+                    "message",
+                    pending="phone_confirm",
+                )
             if lx.matches(norm, lx.YES, lang) and not lx.matches(norm, lx.NO, lang):
                 s.phone = s.phone_candidate
             else:
@@ -939,7 +1099,9 @@ class RuleConversation:
     async def _save_message(self) -> Reply:
         s = self.state
         reason = s.reason or ""
-        message_id = await self.tools.take_message(name=s.name, phone=s.phone, reason=reason, urgency=s.urgency)
+        message_id = await self.tools.take_message(
+            name=s.name, phone=s.phone, reason=reason, urgency=s.urgency
+        )
         data = {"id": message_id, "name": s.name, "phone": s.phone, "reason": reason, "urgency": s.urgency}
         self.messages.append(data)
         phone = s.phone
@@ -975,12 +1137,14 @@ class RuleConversation:
     async def _record_dsar(self) -> Reply:
         s = self.state
         kind = s.dsar_kind
-        request_id = await self.tools.record_dsar_request(kind, phone=self._caller_phone(), email=s.email,
-                                                          name=self._caller_name())
+        request_id = await self.tools.record_dsar_request(
+            kind, phone=self._caller_phone(), email=s.email, name=self._caller_name()
+        )
         text = say("dsar_recorded", self.lang, kind=DSAR_KIND_WORDS[kind][self.lang])
         self.state = _State(name=s.name, phone=s.phone, email=s.email)
-        return self._emit(text, "dsar", pending="anything_else",
-                          actions=(Action("dsar", {"id": request_id, "kind": kind}),))
+        return self._emit(
+            text, "dsar", pending="anything_else", actions=(Action("dsar", {"id": request_id, "kind": kind}),)
+        )
 
 
 def services_sentence(profile: TenantProfile, language: Language) -> str:
