@@ -57,6 +57,7 @@ __all__ = [
     "Redaction",
     "Redactor",
     "default_redactor",
+    "iban_is_valid",
     "redact",
 ]
 
@@ -179,7 +180,7 @@ _IBAN_LENGTHS = {
     "TR": 26, "VA": 22,
 }
 _IBAN_CANDIDATE = re.compile(
-    r"(?<![^\W_])([a-z])[ ]?([a-z])[ ]?(\d)[ ]?(\d)((?:[ -]?[a-z0-9]){10,34})", re.IGNORECASE
+    r"(?<![^\W_])([a-z])[ ]?([a-z])[ ]?(\d)(?:,?[ ])?(\d)((?:(?:,?[ ]|-)?[a-z0-9]){10,34})", re.IGNORECASE
 )
 
 
@@ -441,10 +442,10 @@ class _NameRecognizer(LocalRecognizer):
 # --- patterns --------------------------------------------------------------------------
 
 _I = re.IGNORECASE
-_SEP_DIGIT = r"(?:,?\s|[\-/])?"
+_SEP_DIGIT = r"(?:,?\s|[\-/]|\s(?:und\s+dann|and\s+then|dann|then)\s)?"
 
 _PHONE_PATTERNS = [
-    re.compile(r"(?<![\w+])(?P<pii>\+\s?\d(?:[\s\-/().]{0,2}\d){6,14})(?!\d)"),
+    re.compile(r"(?<![\w+])(?P<pii>\+\s?\d(?:[\s\-/().,]{0,2}\d){6,14})(?!\d)"),
     re.compile(rf"(?<![\w.,+])(?P<pii>0\d(?:{_SEP_DIGIT}\d){{6,13}})(?![\d])"),
     re.compile(
         r"(?:\b(?:telefon\w*|handy\w*|mobil\w*|festnetz\w*|rückruf\w*|durchwahl|nummer|erreichbar|"
@@ -464,8 +465,9 @@ _CUSTOMER_CUE = (
 )
 _CUSTOMER_PATTERNS = [
     re.compile(
-        rf"\b{_CUSTOMER_CUE}\b(?:\s*(?:ist|lautet|is|:|#|was|war|also|äh|ähm|uh|um|die|the|,)\s*)*\s*"
-        r"(?P<pii>(?:[a-z]{1,4}[\-\s]?)?\d(?:[\-/]?[a-z0-9]|\s\d)+)",
+        rf"\b{_CUSTOMER_CUE}\b(?:\s*(?:ist|lautet|is|:|#|was|war|also|äh|ähm|uh|um|die|the|,)\s*)*"
+        r"(?:[^.?!\d]{0,40}?\s)??"
+        r"(?P<pii>(?:[a-z]{1,4}[\-\s]?|(?:[a-z],?\s){1,4})?\d(?:[\-/]?[a-z0-9]|\s\d|\s[a-z](?![^\W_])){3,})",
         _I,
     ),
 ]
@@ -476,24 +478,25 @@ _MONTHS = (
     r"jan|feb|mär|mar|apr|jun|jul|aug|sep|sept|okt|oct|nov|dez|dec)\.?"
 )
 _DATE = (
-    rf"(?:(?:the\s+)?\d{{1,2}}(?:\.|st|nd|rd|th)?\s*(?:of\s+)?(?:{_MONTHS}|\d{{1,2}}\.?)[\s,./-]*(?:\d{{4}}|\d{{2}})?"
+    rf"(?:(?:the\s+)?\d{{1,2}}(?:\.|st|nd|rd|th)?[\s,]*(?:of\s+)?(?:{_MONTHS}|\d{{1,2}}\.?)[\s,./-]*(?:\d{{4}}|\d{{2}})?"
     rf"|{_MONTHS}\s+(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)?,?\s*(?:\d{{4}}|\d{{2}})?"
-    r"|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})"
+    r"|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}"
+    r"|(?:19|20)\d{2}(?!\d))"
 )
 _DOB_CUE = (
     r"(?:geboren(?:\s+(?:am|den|im))?|geburtsdatum|geburtstag|geb\.|date\s+of\s+birth|birth\s*date|"
     r"born(?:\s+on)?|d\.?\s?o\.?\s?b\.?|birthday)"
 )
+_DOB_FILLER = (
+    r"(?:(?:ist|lautet|is|am|on|the|der|den|war|was|ich|bin|wurde|I|mein|my|it's|its|in|im|jahr|year)\b|[:,])"
+)
 _DOB_PATTERNS = [
-    re.compile(
-        rf"\b{_DOB_CUE}(?:\s*(?:ist|lautet|is|:|am|on|the|der|den|war|was|,|ich\s+bin|I\s+was|mein|my)\s*)*\s*"
-        rf"(?P<pii>{_DATE})",
-        _I,
-    ),
+    re.compile(rf"\b{_DOB_CUE}(?:\s*{_DOB_FILLER})*\s*(?P<pii>{_DATE})", _I),
+    re.compile(rf"(?:\bam|\bon|\bin|\bim|\bbin|\bwas|\bwurde)\s+(?P<pii>{_DATE})\s+(?:geboren|born)\b", _I),
 ]
 
 _STREET_SUFFIX = (
-    r"(?:stra(?:ß|ss)e|str\.|weg|platz|allee|gasse|ring|damm|ufer|chaussee|steig|pfad|markt|"
+    r"(?i:stra(?:ß|ss)e|str\.|weg|platz|allee|gasse|ring|damm|ufer|chaussee|steig|pfad|markt|"
     r"garten|graben|kamp|wall|hof|berg|park|anger|zeile|promenade)"
 )
 _HOUSE_NO = r"\s*(?:(?:nr\.?|nummer|hausnummer)\s*)?\d{1,4}(?:\s?[a-h](?![^\W_]))?(?:\s?[-/]\s?\d{1,4})?"

@@ -424,10 +424,11 @@ _SEP_WORDS = r"punkt|dot|minus|bindestrich|strich|dash|hyphen|unterstrich|unders
 _SEP = rf"(?:\s*[._-]\s*|\s+(?:{_SEP_WORDS})\s+)"
 _DOT = r"(?:\s*\.\s*|\s+(?:punkt|dot)\s+)"
 _LABEL = r"[^\W_]+"
+_LOCAL_LABEL = r"[^\W_]+(?:\s\d+)*"
 _SPELLED = r"[^\W\d_](?:\s[^\W\d_]){2,}"
 _AT = r"(?:\s*@\s*|\s+(?:at|ät|klammeraffe|at-zeichen)\s+)"
 _SPOKEN_EMAIL = re.compile(
-    rf"(?<![\w.@-])(?P<local>(?:{_SPELLED}|{_LABEL})(?:{_SEP}(?:{_SPELLED}|{_LABEL}))*)"
+    rf"(?<![\w.@-])(?P<local>(?:{_SPELLED}|{_LOCAL_LABEL})(?:{_SEP}(?:{_SPELLED}|{_LOCAL_LABEL}))*)"
     rf"{_AT}(?P<domain>{_LABEL}(?:{_SEP}{_LABEL})*?{_DOT}(?P<tld>[^\W\d_]{{2,12}}))(?![\w@])",
     re.IGNORECASE,
 )
@@ -445,6 +446,15 @@ def _compact_email(m: re.Match[str]) -> str | None:
 
 
 _PLUS = re.compile(r"(?<![\w+])plus\s+(?=\d)", re.IGNORECASE)
+_DIGIT_JOINER = re.compile(
+    r"(?<=\d),?\s+(?P<word>strich|bindestrich|minus|dash|hyphen|schrägstrich|slash)\s*,?\s+(?=\d)",
+    re.IGNORECASE,
+)
+
+
+def _joiner(m: re.Match[str]) -> str:
+    return "/" if m.group("word").casefold() in ("schrägstrich", "slash") else "-"
+
 
 
 def normalise_spoken(text: str, language: str) -> Normalised:
@@ -456,6 +466,7 @@ def normalise_spoken(text: str, language: str) -> Normalised:
     norm = Normalised.identity(text)
     norm = _convert_numbers(norm, language)
     norm = norm.rewrite(_PLUS, lambda m: "+")
+    norm = norm.rewrite(_DIGIT_JOINER, _joiner)
     return norm.rewrite(_SPOKEN_EMAIL, _compact_email)
 
 
