@@ -174,10 +174,12 @@ _PARTS: dict[Language, list[tuple[str, tuple[time, time]]]] = {
     ],
 }
 
+# Negated forms of the other list ("nicht nach", "no later than") must not match here.
 _EARLIEST_WORDS: dict[Language, str] = {
-    "de": r"nicht\s+vor|fruehestens(?:\s+(?:um|ab))?|ab|nach|spaeter\s+als|irgendwann\s+nach",
-    "en": r"not\s+before|no\s+earlier\s+than|after|from|later\s+than|any\s*time\s+after|"
-          r"starting(?:\s+at|\s+from)?",
+    "de": r"nicht\s+vor|fruehestens(?:\s+(?:um|ab))?|ab|(?<!nicht )nach|(?<!nicht )spaeter\s+als|"
+          r"irgendwann\s+nach",
+    "en": r"not\s+before|no\s+earlier\s+than|(?<!not )after|from|(?<!no )later\s+than|"
+          r"any\s*time\s+after|starting(?:\s+at|\s+from)?",
 }
 _LATEST_WORDS: dict[Language, str] = {
     "de": r"nicht\s+nach|spaetestens(?:\s+(?:um|bis))?|bis\s+spaetestens|bis|vor|frueher\s+als",
@@ -218,9 +220,9 @@ def _clock_forms(language: Language) -> list[_ClockForm]:
     def before(h: int, m: int) -> _Clock | None:  # m minutes before the full hour h
         return hm((h - 1) % 12 if h != 12 else 11, 60 - m)
 
-    def strict(c: _Clock | None, meridiem: str | None = None) -> _Clock | None:
+    def strict(c: _Clock | None, meridiem: str | None = None, written: str = "") -> _Clock | None:
         if c is not None:
-            c.strict = c.hour >= 13 or c.hour == 0
+            c.strict = c.hour >= 13 or c.hour == 0 or written.startswith("0")
             if meridiem in ("am", "pm"):
                 c.meridiem = "am" if meridiem == "am" else "pm"
         return c
@@ -241,7 +243,7 @@ def _clock_forms(language: Language) -> list[_ClockForm]:
              lambda m: hm(g(m[2]), g(m[1])) if 0 < g(m[1]) < 30 else None),
             (rf"{_H}\s+(?:minuten\s+)?vor\s+{_H}(?!\s*uhr|[.:]?\d)",
              lambda m: before(g(m[2]), g(m[1])) if 0 < g(m[1]) < 30 else None),
-            (rf"{_H}[:.](\d{{2}})(?:\s*uhr)?(?!\.?\d)", lambda m: strict(hm(g(m[1]), g(m[2])))),
+            (rf"{_H}[:.](\d{{2}})(?:\s*uhr)?(?!\.?\d)", lambda m: strict(hm(g(m[1]), g(m[2])), None, m[1])),
             (rf"{_H}\s*uhr\s+(\d{{1,2}})(?![.:\d])", lambda m: strict(hm(g(m[1]), g(m[2])))),
             (rf"{_H}\s*uhr", lambda m: strict(hm(g(m[1]), 0, "hour"))),
             (r"(?:12\s+)?mittags?|zu\s+mittag", lambda m: _Clock(12, 0, "hour", strict=True)),
@@ -257,7 +259,7 @@ def _clock_forms(language: Language) -> list[_ClockForm]:
              lambda m: hm(g(m[2]), g(m[1])) if 0 < g(m[1]) < 30 else None),
             (rf"{_H}\s+(?:minutes\s+)?(?:to|before|of|til)\s+{_H}(?![.:\d])",
              lambda m: before(g(m[2]), g(m[1])) if 0 < g(m[1]) < 30 else None),
-            (rf"{_H}:(\d{{2}})\s*(am|pm)?\b", lambda m: strict(hm(g(m[1]), g(m[2])), m[3])),
+            (rf"{_H}[:.](\d{{2}})\s*(am|pm)?\b", lambda m: strict(hm(g(m[1]), g(m[2])), m[3], m[1])),
             (rf"{_H}\s*(am|pm)\b", lambda m: strict(hm(g(m[1]), 0, "hour"), m[2])),
             (rf"{_H}\s+oclock(?:\s+(am|pm)\b)?", lambda m: strict(hm(g(m[1]), 0, "hour"), m[2])),
             (rf"{_H}\s+(\d{{2}})\s*(am|pm)\b", lambda m: strict(hm(g(m[1]), g(m[2])), m[3])),
@@ -394,10 +396,13 @@ def _normalize(text: str, language: Language) -> str:
         t = re.sub(r"\b(\d{1,2})\s*h\b", r"\1 uhr", t)
         t = re.sub(r"(?<!\d)\.", " ", t)
         days = _alt(_WEEKDAYS["de"])
-        t = re.sub(rf"\b({days})(vormittag|nachmittag|abend|morgen|mittag|frueh)", r"\1 \2", t)
+        t = re.sub(rf"\b({days})(vormittag|nachmittag|abend|mittag|frueh)", r"\1 \2", t)
+        t = re.sub(rf"\b({days})\s*morgen\b", r"\1 morgens", t)
     t = re.sub(r"[!?;,\"()\[\]']", " ", t)
     t = t.replace("-", " - ")
     t = re.sub(r"(\d)\s*-\s*(\d)", r"\1-\2", t)
+    between, conj = ("zwischen", "und") if language == "de" else ("between", "and")
+    t = re.sub(r"\b(\d{1,2})-(\d{1,2})(?=\s*(?:uhr|am|pm|oclock)\b)", rf"{between} \1 {conj} \2", t)
     return " " + re.sub(r"\s+", " ", t).strip() + " "
 
 
@@ -462,7 +467,7 @@ def _parse_relative_instant(st: _State) -> None:
             delta = timedelta(minutes=90)
         else:
             delta = timedelta(hours=1)
-        st.instant = st.now + delta
+        st.instant = (st.now.astimezone(UTC) + delta).astimezone(st.now.tzinfo)
         return True
 
     st.take(pat, handle)
