@@ -379,12 +379,13 @@ def make_call(
     stt_compute_s: float = 0.0,
     dialogue_compute_s: float = 0.0,
     tts_first_audio_s: float = 0.0,
+    tts_ms_per_char: int = 25,
     **config: Any,
 ) -> FakeCall:
     clock = FakeClock()
     carrier = FakeCarrier()
     stt = FakeSpeechToText(phrases or {}, clock, compute_s=stt_compute_s)
-    tts = FakeTextToSpeech(clock, first_audio_s=tts_first_audio_s)
+    tts = FakeTextToSpeech(clock, first_audio_s=tts_first_audio_s, ms_per_char=tts_ms_per_char)
     vad = FakeVad()
     conversation = FakeConversation(clock, greeting=greeting or Reply("Hello, how can I help?"),
                                     replies=replies, compute_s=dialogue_compute_s)

@@ -709,9 +709,12 @@ class CallSession:
             self._arm_waiting()
             return
         if utt.kind == "notice":
-            if self.phase == "gate":
-                if self.gate.state is GateState.ASKING:
-                    self._say("question", self.texts.consent.question, cached=True, interruptible=False)
+            if self.phase == "gate":  # back to where the notice cut in
+                consent = self.texts.consent
+                if self.gate.state is GateState.ANNOUNCING:
+                    self._say("announcement", consent.announcement, cached=True, interruptible=False)
+                elif self.gate.state is GateState.ASKING:
+                    self._say("question", consent.question, cached=True, interruptible=False)
                 return
             self._privacy_offer_until = self._now_ms + self.config.privacy_offer_timeout_ms
             self.detector.hangover_ms = self.config.yes_no_hangover_ms
