@@ -29,7 +29,8 @@ def status_for(error: VoicedeskError) -> int:
 
 
 async def _handle(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, VoicedeskError)
+    if not isinstance(exc, VoicedeskError):  # registered for VoicedeskError only
+        raise exc
     return JSONResponse(status_code=status_for(exc), content=exc.to_dict())
 
 

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.support.factories import EXAMPLES
 
 PG_DOWN = "postgresql+asyncpg://postgres@127.0.0.1:1/test"

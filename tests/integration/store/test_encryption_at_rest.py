@@ -8,11 +8,17 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
-
 from tests.support.factories import make_tenant
+
 from voicedesk.domain.errors import ErasedError, IntegrityError
 from voicedesk.store.models import Base, Call, Contact, Subject, Turn
-from voicedesk.store.repos.subjects import ContactData, add_subject, find_subject_by_phone, read_contact, upsert_contact
+from voicedesk.store.repos.subjects import (
+    ContactData,
+    add_subject,
+    find_subject_by_phone,
+    read_contact,
+    upsert_contact,
+)
 from voicedesk.store.vault import Vault
 
 NAME = "Zacharias Quellenberger"
@@ -75,7 +81,7 @@ async def test_no_plaintext_in_database_blobs_or_logs(vault: Vault, backend: str
 
 @pytest.mark.req("R-10.1")
 async def test_ciphertext_copied_into_another_row_fails(vault: Vault) -> None:
-    tenant_id, subject_id = await _seed(vault)
+    tenant_id, _ = await _seed(vault)
     async with vault.db.transaction() as s:
         turns = list((await s.scalars(select(Turn).order_by(Turn.seq))).all())
         assert await vault.keys.decrypt(tenant_id, turns[0].text_enc, table="turns", row_id=turns[0].id,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from tests.support.factories import make_tenant
+
 from voicedesk.domain.errors import NotFoundError
 from voicedesk.store.models import Call
 from voicedesk.store.repos import calls as call_repo

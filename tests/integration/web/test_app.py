@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -12,16 +14,17 @@ from voicedesk.web.app import create_app
 
 
 @pytest.fixture
-async def client(settings: Settings) -> httpx.AsyncClient:
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
 
     @app.get("/_boom")
     async def boom() -> None:
         raise NotFoundError("call not found")
 
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-            yield c  # type: ignore[misc]
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as c:
+        yield c
 
 
 async def test_health_ready_metrics(client: httpx.AsyncClient) -> None:
