@@ -9,6 +9,7 @@ Twilio: it feeds inbound frames in stream time, plays outbound audio on a simula
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -101,6 +102,7 @@ class FakeSpeechToText:
         self.compute_s = compute_s
         self.failures: list[Exception] = []
         self.calls = 0
+        self.hold: asyncio.Event | None = None  # when set to an unset event, transcribe waits on it
 
     async def warm_up(self) -> None:
         return None
@@ -108,6 +110,8 @@ class FakeSpeechToText:
     async def transcribe(self, pcm: PCM, sample_rate: int, language: str) -> Transcription:
         self.calls += 1
         self.clock.spend(self.compute_s)
+        if self.hold is not None:
+            await self.hold.wait()
         if self.failures:
             raise self.failures.pop(0)
         spectrum = np.abs(np.fft.rfft(pcm.astype(np.float64)))
@@ -128,6 +132,8 @@ class FakeTextToSpeech:
         self.first_audio_s = first_audio_s
         self.failures: list[Exception] = []
         self.sentences: list[str] = []
+        self.hold_after: int | None = None  # sentences after this many wait for ``release``
+        self.release = asyncio.Event()
 
     async def warm_up(self) -> None:
         return None
@@ -138,6 +144,8 @@ class FakeTextToSpeech:
     async def synthesize(self, text: str, language: str) -> AsyncIterator[PCM]:
         self.sentences.append(text)
         self.clock.spend(self.first_audio_s)
+        if self.hold_after is not None and len(self.sentences) > self.hold_after:
+            await self.release.wait()
         if self.failures:
             raise self.failures.pop(0)
         audio = tone(300, self.duration_ms(text), amplitude=4000)
@@ -402,11 +410,15 @@ def make_call(
                     consents, metrics, Caller())
 
 
-async def run_frames(call: FakeCall, send: Sequence[InboundFrame] | None = None) -> list[OutboundFrame]:
+async def run_frames(
+    call: FakeCall, send: Sequence[InboundFrame] | None = None, *, spins: int = 10_000
+) -> list[OutboundFrame]:
     """Feed ``send`` (default: the call's caller script) and return all outbound frames.
 
     Before each audio frame, marks whose audio has played by then are echoed; after a
-    ``clear``, the flushed marks are echoed at once (as Twilio does).
+    ``clear``, the flushed marks are echoed at once (as Twilio does). After each frame the
+    session's background work may run for up to ``spins`` loop iterations (lower it when a
+    fake deliberately blocks).
     """
     session, carrier = call.session, call.carrier
     frames = call.caller.frames if send is None else send
@@ -416,10 +428,10 @@ async def run_frames(call: FakeCall, send: Sequence[InboundFrame] | None = None)
             call.clock.stream_s = frame.timestamp_ms / 1000
         for mark in carrier.due(carrier.now_ms):
             await session.handle(mark)
-            await session.wait_idle()
+            await session.wait_idle(spins)
         await session.handle(frame)
-        await session.wait_idle()
+        await session.wait_idle(spins)
         for mark in carrier.due(carrier.now_ms):
             await session.handle(mark)
-            await session.wait_idle()
+            await session.wait_idle(spins)
     return carrier.sent

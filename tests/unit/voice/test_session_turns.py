@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -171,3 +172,34 @@ async def test_marks_follow_each_sentence_in_order() -> None:
     marks = [f.name for f in sent if isinstance(f, MarkOut)]
     assert len(marks) == 2 + 3 and len(set(marks)) == 5
     assert call.carrier.flushed == []
+
+
+async def test_barge_in_cancels_synthesis_still_in_progress() -> None:
+    call = conversation_call()
+    call.tts.hold_after = 3  # announcement, greeting and the reply's first sentence synthesise at once
+    call.caller.start().silence(READY_MS + 700).say(HELLO).silence(700 + 100).say(MORE, 800).silence(1500)
+    sent = await run_frames(call, spins=200)
+
+    assert call.tts.sentences[2:4] == ["First sentence is here.", "Second sentence is a bit longer than that."]
+    assert any(isinstance(f, ClearOut) for f in sent)
+    [turn] = [t for t in call.session.transcript if t.text == LONG.text]
+    assert turn.interrupted and "Second" not in (turn.heard_text or "")
+    call.tts.release.set()
+    await call.session.wait_idle()
+    assert "Third one." not in call.tts.sentences  # the cancelled reply never went on
+    assert call.conversation.utterances == ["Tell me about prices.", "Actually, I want to book."]
+
+
+async def test_a_stalled_call_does_not_hold_up_another_call() -> None:
+    stalled, other = conversation_call(), conversation_call()
+    stalled.stt.hold = asyncio.Event()  # never set: this call's STT hangs
+    stalled.caller.start().silence(READY_MS + 700).say(HELLO).silence(1500)
+    await run_frames(stalled, spins=50)
+    assert stalled.stt.calls == 1 and stalled.conversation.utterances == []
+
+    other.caller.start().silence(READY_MS + 700).say(HELLO).silence(3000)
+    await run_frames(other)
+    assert other.conversation.utterances == ["Tell me about prices."]
+    assert reply_turn(other, LONG.text)
+    await stalled.session.close()
+    assert stalled.session.phase == "closed"
