@@ -94,9 +94,9 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
 ) -> None:
     """Run the assistant (webhooks, media streams, jobs)."""
-    import uvicorn  # noqa: PLC0415 - only this command needs the server
+    import uvicorn
 
-    from voicedesk.web.app import create_app  # noqa: PLC0415
+    from voicedesk.web.app import create_app
 
     settings = settings_of(ctx)
 
@@ -156,7 +156,7 @@ def audit_verify(ctx: typer.Context) -> None:
 
 def main() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from voicedesk.cli import doctor as _doctor  # noqa: F401, PLC0415 - registers the command
+    from voicedesk.cli import doctor as _doctor  # noqa: F401 - registers the command
 
     try:
         app()

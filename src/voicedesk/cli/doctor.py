@@ -65,7 +65,7 @@ def _engine_checks() -> list[Check]:
 @app.command()
 def doctor(ctx: typer.Context) -> None:
     """Check the installation and say what is missing and how to fix it."""
-    import asyncio  # noqa: PLC0415
+    import asyncio
 
     settings = settings_of(ctx)
     checks = [Check("configuration", True, f"data dir {settings.data_dir.resolve()}")]
