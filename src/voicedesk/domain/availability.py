@@ -141,13 +141,13 @@ def find_slots(
                 profile, day, tz, staff, duration, buffer, existing, grid_min, not_before, when
             )
             if wished is not None:
-                target = localize(day, wished, tz)
-                found.sort(key=lambda s: (abs(s.start - target), s.start))
+                target = _utc(localize(day, wished, tz))
+                found.sort(key=lambda s: (abs(_utc(s.start) - target), _utc(s.start)))
             for slot in found:
                 if len(slots) >= limit:
                     break
                 if spacing_min and any(
-                    abs(slot.start - s.start) < timedelta(minutes=spacing_min) for s in slots
+                    abs(_utc(slot.start) - _utc(s.start)) < timedelta(minutes=spacing_min) for s in slots
                 ):
                     continue
                 slots.append(slot)
@@ -167,7 +167,7 @@ def is_open(profile: TenantProfile, at: datetime, *, holidays: set[date] | None 
     if day in holidays or day in profile.closed_days:
         return False
     intervals = _open_intervals(profile.opening_hours, profile.breaks, day, tz)
-    return any(start <= at < end for start, end in intervals)
+    return any(start <= _utc(at) < end for start, end in intervals)
 
 
 def opening_hours_text(profile: TenantProfile, language: Language) -> str:
@@ -267,10 +267,15 @@ def _local_spans(hours: WeeklyHours, breaks: WeeklyHours, weekday: int) -> list[
     return spans
 
 
+def _utc(moment: datetime) -> datetime:
+    """Compare and subtract in UTC: Python ignores DST folds between equal tzinfos."""
+    return moment.astimezone(UTC)
+
+
 def _at(day: date, t: time, tz: ZoneInfo) -> datetime:
     if t == time.max:
-        return localize(day + timedelta(days=1), time(0), tz)
-    return localize(day, t, tz)
+        return _utc(localize(day + timedelta(days=1), time(0), tz))
+    return _utc(localize(day, t, tz))
 
 
 def _open_intervals(hours: WeeklyHours, breaks: WeeklyHours, day: date, tz: ZoneInfo) -> list[Interval]:
@@ -315,45 +320,43 @@ def _day_slots(
     business = _open_intervals(profile.opening_hours, profile.breaks, day, tz)
     if not business:
         return []
-    lo = not_before
+    lo = _utc(not_before)
     hi: datetime | None = None
     if when is not None:
         if when.earliest is not None:
-            lo = max(lo, localize(day, when.earliest, tz))
+            lo = max(lo, _at(day, when.earliest, tz))
         if when.latest is not None:
-            hi = localize(day, when.latest, tz)
-        lo = max(lo, when.start) if not when.is_exact else lo
+            hi = _at(day, when.latest, tz)
+        lo = max(lo, _utc(when.start)) if not when.is_exact else lo
         if when.end is not None:
-            hi = when.end if hi is None else min(hi, when.end)
+            hi = _utc(when.end) if hi is None else min(hi, _utc(when.end))
     by_start: dict[datetime, Slot] = {}
     for member in staff:
         intervals = business
         if member is not None and member.hours is not None:
             intervals = _intersect(business, _open_intervals(member.hours, {}, day, tz))
         busy = [
-            (b.start, b.end) for b in existing
+            (_utc(b.start), _utc(b.end)) for b in existing
             if b.staff_id is None or member is None or b.staff_id == member.id
         ]
         member_id = None if member is None else member.id
         for open_at, close_at in intervals:
             for start in _grid(open_at, close_at, grid_min, tz):
-                end = (start.astimezone(UTC) + duration).astimezone(tz)
+                end = start + duration
                 if start < lo or end > close_at or (hi is not None and end > hi) or start in by_start:
                     continue
                 blocked_until = end + buffer
                 if any(b_start < blocked_until and start < b_end for b_start, b_end in busy):
                     continue
-                by_start[start] = Slot(start=start, end=end, staff_id=member_id)
+                by_start[start] = Slot(start=start.astimezone(tz), end=end.astimezone(tz), staff_id=member_id)
     return [by_start[k] for k in sorted(by_start)]
 
 
 def _grid(open_at: datetime, close_at: datetime, grid_min: int, tz: ZoneInfo) -> Iterable[datetime]:
-    """Start times on the local clock grid (multiples of ``grid_min`` after midnight)."""
+    """Start times (UTC) on the local clock grid (multiples of ``grid_min`` after midnight)."""
     local = open_at.astimezone(tz)
     minutes = local.hour * 60 + local.minute
-    step = timedelta(minutes=grid_min)
-    first = -(-minutes // grid_min) * grid_min
-    current = (open_at.astimezone(UTC) + timedelta(minutes=first - minutes)).astimezone(tz)
+    current = open_at + timedelta(minutes=-(-minutes // grid_min) * grid_min - minutes)
     while current < close_at:
         yield current
-        current = (current.astimezone(UTC) + step).astimezone(tz)
+        current += timedelta(minutes=grid_min)

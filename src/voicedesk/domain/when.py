@@ -102,6 +102,11 @@ class When:
         }
 
 
+def _utc(moment: datetime) -> datetime:
+    """Compare in UTC: Python ignores DST folds between datetimes that share a tzinfo."""
+    return moment.astimezone(UTC)
+
+
 def localize(day: date, at: time, tz: ZoneInfo) -> datetime:
     """The aware instant of wall-clock ``at`` on ``day`` in ``tz`` (DST gaps move forward)."""
     return datetime.combine(day, at, tzinfo=tz).astimezone(UTC).astimezone(tz)
@@ -909,14 +914,14 @@ def _build(st: _State, tz: ZoneInfo) -> When:
                      and 7 <= st.clock.hour <= 11)
         if st.days is None:
             day = st.today
-            while localize(day, at, tz) <= now or day.weekday() in excluded:
+            while _utc(localize(day, at, tz)) <= _utc(now) or day.weekday() in excluded:
                 day += timedelta(days=1)
             return When(start=localize(day, at, tz), grain=st.clock.grain, earliest=earliest,
                         latest=latest, excluded_weekdays=excluded, asap=st.asap)
         first, end_day, grain = st.days
-        if ambiguous and first == st.today and st.today_named and localize(first, at, tz) <= now:
+        if ambiguous and first == st.today and st.today_named and _utc(localize(first, at, tz)) <= _utc(now):
             pm = time(at.hour + 12, at.minute)
-            if localize(first, pm, tz) > now:
+            if _utc(localize(first, pm, tz)) > _utc(now):
                 at = pm
         end = None if grain == "day" else localize(end_day, time(0), tz)
         return When(start=localize(first, at, tz), end=end, grain=st.clock.grain, earliest=earliest,
@@ -951,8 +956,8 @@ def _first_match(
         if day.weekday() not in excluded:
             start = localize(day, earliest or time(0), tz)
             if day == now.date():
-                start = max(start, now)
-            if latest is None or start < localize(day, latest, tz):
+                start = max(start, now, key=_utc)
+            if latest is None or _utc(start) < _utc(localize(day, latest, tz)):
                 return start
         day += timedelta(days=1)
     return now
