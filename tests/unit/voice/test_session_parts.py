@@ -7,8 +7,10 @@ import asyncio
 import pytest
 
 from tests.support.fakes_voice import Caller, make_call
+from voicedesk.domain.profile import TenantProfile
 from voicedesk.voice.frames import InboundFrame
 from voicedesk.voice.playback import Playback
+from voicedesk.voice.prompts import CallTexts
 from voicedesk.voice.sentences import is_backchannel, split_sentences
 
 
@@ -64,3 +66,15 @@ async def test_run_consumes_a_queue_until_none_and_closes() -> None:
     await call.session.run(queue)
     assert call.session.phase == "closed"
     assert [d.decision for d in call.consents.decisions] == ["refused", "refused"]  # ended mid-announcement
+
+
+@pytest.mark.req("R-4.2")
+def test_call_texts_come_from_the_profile_in_the_call_language() -> None:
+    profile = TenantProfile(slug="praxis-weber", name="Praxis Weber", opening_hours={})
+    texts = CallTexts.for_profile(profile, "en", text_version="announcement-en-2")
+    assert texts.consent.version == "announcement-en-2"
+    assert texts.consent.announcement.startswith("This call is answered by an AI assistant")
+    assert texts.consent.question.startswith("Do you agree to the recording?")
+    assert "the controller is Praxis Weber" in texts.privacy_notice
+    assert texts.phrases.connect_human.startswith("One moment")
+    assert CallTexts.for_profile(profile, "de", text_version="v").phrases.sorry_repeat.startswith("Entschuldigung")
