@@ -30,6 +30,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -248,6 +249,12 @@ def _fold(word: str) -> str:
     return word.casefold().replace("ß", "ss")
 
 
+def _plain(word: str) -> str:
+    """Casefolded letters without diacritics: "Wójcik" and "W O J C I K" compare equal."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(ch for ch in decomposed if ch.isalpha() and not unicodedata.combining(ch))
+
+
 @functools.cache
 def _load_names(language: str) -> _NameList:
     first: dict[str, bool] = {}
@@ -346,6 +353,8 @@ class _NameRecognizer(LocalRecognizer):
     def _lookup(self, word: str) -> tuple[bool, bool, bool, bool]:
         """(first, last, ambiguous, known) for one word; genitive "s" is tolerated."""
         f = _fold(word)
+        for possessive in ("'s", "’s"):
+            f = f.removesuffix(possessive)
         candidates = [f, f[:-1]] if f.endswith("s") and len(f) > 3 else [f]
         for c in candidates:
             if c in self._known:
@@ -434,6 +443,12 @@ class _NameRecognizer(LocalRecognizer):
         for m in _SPELLED_NAME.finditer(text):
             window = text[max(0, m.start() - 80) : m.start()]
             near_name = any(r.end <= m.start() and r.end >= m.start() - 80 for r in results)
+            spelled = _plain("".join(ch for ch in m.group(0) if ch.isalpha()))
+            before = [t for t in tokens if t[1] <= m.start() and text[t[1] : m.start()].strip(" ,:-") == ""]
+            if before and _plain(before[-1][2]) == spelled:
+                # "Wójcik, W O J C I K": a word followed by its own spelling is a name.
+                results.append(RecognizerResult(PiiType.NAME.value, before[-1][0], before[-1][1], 0.85))
+                near_name = True
             if near_name or _SPELL_CUES.search(window):
                 results.append(RecognizerResult(PiiType.NAME.value, m.start(), m.end(), 0.8))
         return results
@@ -467,7 +482,7 @@ _CUSTOMER_PATTERNS = [
     re.compile(
         rf"\b{_CUSTOMER_CUE}\b(?:\s*(?:ist|lautet|is|:|#|was|war|also|äh|ähm|uh|um|die|the|,)\s*)*"
         r"(?:[^.?!\d]{0,40}?\s)??"
-        r"(?P<pii>(?:[a-z]{1,4}[\-\s]?|(?:[a-z],?\s){1,4})?\d(?:[\-/]?[a-z0-9]|\s\d|\s[a-z](?![^\W_])){3,})",
+        r"(?P<pii>(?:[a-z]{1,4}[\-\s]?|(?:[a-z](?:,?\s|-)){1,4})?\d(?:[\-/]?[a-z0-9]|\s\d|\s[a-z](?![^\W_])){2,})",
         _I,
     ),
 ]
@@ -475,7 +490,7 @@ _CUSTOMER_PATTERNS = [
 _MONTHS = (
     r"(?:januar|jänner|februar|märz|maerz|april|mai|juni|juli|august|september|oktober|november|"
     r"dezember|january|february|march|may|june|july|october|december|"
-    r"jan|feb|mär|mar|apr|jun|jul|aug|sep|sept|okt|oct|nov|dez|dec)\.?"
+    r"jan|feb|mär|mar|apr|jun|jul|aug|sep|sept|okt|oct|nov|dez|dec)(?:\.|\b)"
 )
 _DATE = (
     rf"(?:(?:the\s+)?\d{{1,2}}(?:\.|st|nd|rd|th)?[\s,]*(?:of\s+)?(?:{_MONTHS}|\d{{1,2}}\.?)[\s,./-]*(?:\d{{4}}|\d{{2}})?"
@@ -515,7 +530,7 @@ _ADDRESS_PATTERNS = {
     ],
     "en": [
         re.compile(
-            r"(?P<pii>(?:(?:Flat|Apartment|Apt\.?|Unit|Suite)\s+\d+[A-Za-z]?,?\s+)?\b\d{1,5}[A-Za-z]?,?\s+"
+            r"(?P<pii>(?:(?i:flat|apartment|apt\.?|unit|suite)\s+\d+[A-Za-z]?,?\s+)?\b\d{1,5}[A-Za-z]?,?\s+"
             r"(?:[A-Z][a-z']+\s+){0,3}(?:Street|St\.?|Road|Rd\.?|Avenue|Ave\.?|Lane|Ln\.?|Drive|Close|Way|"
             r"Court|Ct\.?|Place|Pl\.?|Crescent|Terrace|Gardens|Boulevard|Blvd\.?|Square|Row|Grove|Hill|"
             r"Parkway|Mews|Walk|Park))\b",
@@ -537,7 +552,7 @@ _POSTCODE_PATTERNS = {
                    r"(?P<pii>\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})\b", _I),
         re.compile(r"\b[A-Z]{2}\s+(?P<pii>\d{5}(?:-\d{4})?)\b"),
         re.compile(
-            r"(?<![\w])(?P<pii>[A-PR-UWYZ]\s?(?:[A-HK-Y]\s?)?\d\s?(?:[A-Z\d]\s?)?\d\s?[ABD-HJLNP-UW-Z]\s?"
+            r"(?<![\w])(?P<pii>[A-PR-UWYZ]\s?(?:[A-HK-Y]\s?)?\d\s?(?:[A-Z\d]\s?)?,?\s?\d\s?[ABD-HJLNP-UW-Z]\s?"
             r"[ABD-HJLNP-UW-Z])(?![\w])"
         ),
         re.compile(rf"(?<![\d.,])(?P<pii>\d{{5}})\s+(?!{_NOT_A_CITY})[A-ZÄÖÜ][a-zäöüß]+"),

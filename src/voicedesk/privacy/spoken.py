@@ -318,7 +318,7 @@ def _convert_numbers(norm: Normalised, language: str) -> Normalised:
         for j in (k - 1, k + 1):
             if 0 <= j < n and _joined(min(j, k)):
                 word = tokens[j][2]
-                if word.isdigit() or _token_value(word, language) is not None:
+                if word.isdigit() or _fold(word) in _REPEATERS or _token_value(word, language) is not None:
                     return True
         return False
 
@@ -424,12 +424,16 @@ _SEP_WORDS = r"punkt|dot|minus|bindestrich|strich|dash|hyphen|unterstrich|unders
 _SEP = rf"(?:\s*[._-]\s*|\s+(?:{_SEP_WORDS})\s+)"
 _DOT = r"(?:\s*\.\s*|\s+(?:punkt|dot)\s+)"
 _LABEL = r"[^\W_]+"
-_LOCAL_LABEL = r"[^\W_]+(?:\s\d+)*"
+# A local part may be said as two words ("harris garage at …", "k singh at …"); the first
+# word must not be one that introduces the address.
+_INTRO = r"(?:is|ist|at|to|an|the|me|mail|email|e-mail|adresse|address|lautet|unter|von|from|my|meine?)"
+_LOCAL_LABEL = rf"(?!{_INTRO}\b)[^\W_]+(?:['’][^\W_]+)?(?:\s\d+)*(?:\s(?!{_INTRO}\b)[^\W\d_]+(?=\s*(?:@|at\b|ät\b)))?"
+_DOMAIN_LABEL = r"[^\W_]+(?:\s(?!(?:dot|punkt)\b)[^\W\d_]+(?=\s+(?:dot|punkt)\b))?"
 _SPELLED = r"[^\W\d_](?:\s[^\W\d_]){2,}"
 _AT = r"(?:\s*@\s*|\s+(?:at|ät|klammeraffe|at-zeichen)\s+)"
 _SPOKEN_EMAIL = re.compile(
     rf"(?<![\w.@-])(?P<local>(?:{_SPELLED}|{_LOCAL_LABEL})(?:{_SEP}(?:{_SPELLED}|{_LOCAL_LABEL}))*)"
-    rf"{_AT}(?P<domain>{_LABEL}(?:{_SEP}{_LABEL})*?{_DOT}(?P<tld>[^\W\d_]{{2,12}}))(?![\w@])",
+    rf"{_AT}(?P<domain>{_DOMAIN_LABEL}(?:{_SEP}{_DOMAIN_LABEL})*{_DOT}(?P<tld>[^\W\d_]{{2,12}}))(?![\w@])",
     re.IGNORECASE,
 )
 _SEP_MAP = {"punkt": ".", "dot": ".", "minus": "-", "bindestrich": "-", "strich": "-", "dash": "-",
@@ -447,7 +451,7 @@ def _compact_email(m: re.Match[str]) -> str | None:
 
 _PLUS = re.compile(r"(?<![\w+])plus\s+(?=\d)", re.IGNORECASE)
 _DIGIT_JOINER = re.compile(
-    r"(?<=\d),?\s+(?P<word>strich|bindestrich|minus|dash|hyphen|schrägstrich|slash)\s*,?\s+(?=\d)",
+    r"(?:(?<=\d)|(?<=\b[A-Za-z])),?\s+(?P<word>strich|bindestrich|minus|dash|hyphen|schrägstrich|slash)\s*,?\s+(?=\d)",
     re.IGNORECASE,
 )
 
