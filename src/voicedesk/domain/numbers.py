@@ -158,6 +158,11 @@ def _digit_run(tokens: list[re.Match[str]], i: int, text: str, language: Languag
             parts.append("0")
             j += 1
             continue
+        if _DIGITS.match(word):
+            parts.append(word)  # keeps leading zeros
+            spoken += 1
+            j += 1
+            continue
         value = _digit_value(word, language)
         if value is None:
             break

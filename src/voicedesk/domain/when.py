@@ -734,9 +734,7 @@ def _parse_windows(st: _State) -> None:
 
     def weekend(n: int) -> Callable[[re.Match[str]], bool]:
         def handle(m: re.Match[str]) -> bool:
-            sat = monday + timedelta(days=7 * n + 5)
-            if sat + timedelta(days=1) < today:
-                sat += timedelta(days=7)
+            sat = monday + timedelta(days=7 * n + 5)  # never before today: weeks start on Monday
             return st.set_window(max(sat, today), sat + timedelta(days=2), "week")
 
         return handle
@@ -861,8 +859,6 @@ def _parse_clock(st: _State) -> None:
     prefix = re.compile(rf"{_CLOCK_PREFIX[lang]}\s+")
     for token in list(re.finditer(r"(?<= )\S", st.text)):
         at = token.start()
-        if st.text[at] == " ":
-            continue
         p = prefix.match(st.text, at)
         found = _match_clock(st.text, p.end(), lang, bare=True) if p else None
         if found is None:
@@ -920,9 +916,7 @@ def _build(st: _State, tz: ZoneInfo) -> When:
                         latest=latest, excluded_weekdays=excluded, asap=st.asap)
         first, end_day, grain = st.days
         if ambiguous and first == st.today and st.today_named and _utc(localize(first, at, tz)) <= _utc(now):
-            pm = time(at.hour + 12, at.minute)
-            if _utc(localize(first, pm, tz)) > _utc(now):
-                at = pm
+            at = time(at.hour + 12, at.minute)
         end = None if grain == "day" else localize(end_day, time(0), tz)
         return When(start=localize(first, at, tz), end=end, grain=st.clock.grain, earliest=earliest,
                     latest=latest, excluded_weekdays=excluded, asap=st.asap)
@@ -935,8 +929,6 @@ def _build(st: _State, tz: ZoneInfo) -> When:
 
     first, end_day, grain = st.days
     if grain == "day":
-        while first.weekday() in excluded and first < end_day:
-            first += timedelta(days=1)
         start = localize(first, earliest or time(0), tz)
         end = localize(first, latest, tz) if latest is not None else localize(end_day, time(0), tz)
         return When(start=start, end=end, grain="part_of_day" if constrained else "day",

@@ -328,3 +328,11 @@ def test_when_none_covers_the_start_day_only_for_exact_wishes() -> None:
     slots = find_slots(practice(), service_id="checkup", when=exact, now=NOW, limit=50)
     assert {s.start.date() for s in slots} == {date(2026, 11, 26)}
     assert slots[0].start == at(2026, 11, 26, 9)
+
+
+def test_opening_hours_text_every_day_open_and_partial_breaks() -> None:
+    every_day = {day: "08:00-12:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    profile = practice(opening_hours=every_day, breaks={"mon": "07:00-08:30", "tue": "11:00-13:00"})
+    assert opening_hours_text(profile, "de") == (
+        "Montag von 8:30 bis 12 Uhr, Dienstag von 8 bis 11 Uhr, Mittwoch bis Sonntag von 8 bis 12 Uhr."
+    )
