@@ -1,0 +1,1 @@
+"""Appointments: the database-backed dialogue tools, staff edits, confirmations and reminders."""
