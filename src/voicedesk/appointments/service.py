@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from voicedesk.appointments.locks import busy_spans, lock_units, staff_key, staff_of_key
 from voicedesk.dialogue.tools import AppointmentData, DsarKind, Preferences, Urgency
 from voicedesk.domain.availability import BusySpan, Slot, find_slots
-from voicedesk.domain.errors import ConflictError, InvalidInputError
+from voicedesk.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from voicedesk.domain.profile import TenantProfile, normalize_e164
 from voicedesk.domain.when import When
 from voicedesk.store.models import (
@@ -55,8 +55,7 @@ from voicedesk.store.repos import tenants as tenant_repo
 from voicedesk.store.repos.base import get_owned
 from voicedesk.store.vault import Vault
 
-ACTIVE = ("booked", "rescheduled")
-Status = Literal["booked", "cancelled", "rescheduled"]
+ACTIVE = ("booked",)
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -181,9 +180,13 @@ def _fold(text: str) -> list[str]:
 
 
 def names_match(said: str, stored: str) -> bool:
-    """Whether a name said on the phone names the stored person (all stored name parts said)."""
+    """Whether a name said on the phone names the stored person.
+
+    Every part said is part of the stored name ("Schulz" finds "Anna Schulz"), or every
+    stored part was said ("Frau Anna Schulz").
+    """
     said_tokens, stored_tokens = set(_fold(said)), set(_fold(stored))
-    return bool(stored_tokens) and stored_tokens <= said_tokens
+    return bool(said_tokens) and bool(stored_tokens) and (said_tokens <= stored_tokens or stored_tokens <= said_tokens)
 
 
 def split_name(name: str) -> subject_repo.ContactData:
@@ -226,6 +229,40 @@ class Booked:
     subject_id: uuid.UUID
     new_subject: bool
     locks: int
+
+
+async def _subject_for(vault: Vault, session: AsyncSession, tenant_id: uuid.UUID, *, name: str, phone: str | None,
+                       email: str | None, now: dt.datetime) -> tuple[Subject, bool]:
+    """The booking person: a subject with this number whose name matches (or has none yet), else a new one."""
+    keys = vault.keys
+    candidates: list[Subject] = []
+    if phone:
+        candidates = await _subjects(vault, session, tenant_id, "phone", phone)
+    elif email:
+        candidates = await _subjects(vault, session, tenant_id, "email", email)
+    data = split_name(name)
+    data.phone, data.email = phone, email
+    for subject in candidates:
+        contact = await subject_repo.get_contact(session, tenant_id, subject.id)
+        stored = (await subject_repo.read_contact(keys, contact)).display_name if contact else None
+        if stored is None or names_match(name, stored):
+            if stored is not None:
+                data.first_name = data.last_name = None  # keep the name as first stored
+            subject.last_contact_at = now
+            await subject_repo.upsert_contact(session, keys, subject, data, now)
+            return subject, False
+    subject = await subject_repo.add_subject(session, keys, tenant_id, now=now, phone=phone, email=email)
+    await subject_repo.upsert_contact(session, keys, subject, data, now)
+    return subject, True
+
+
+async def _subjects(vault: Vault, session: AsyncSession, tenant_id: uuid.UUID, kind: Literal["phone", "email"],
+                    value: str) -> list[Subject]:
+    """Subjects with this phone number / e-mail, oldest first; restricted ones are never looked up (R-8.4)."""
+    idx = await vault.keys.blind_index(tenant_id, kind, value)
+    column = Subject.phone_idx if kind == "phone" else Subject.email_idx
+    q = select(Subject).where(Subject.tenant_id == tenant_id, column == idx, Subject.restricted.is_(False))
+    return list((await session.scalars(q.order_by(Subject.created_at))).all())
 
 
 # --- the tools ---------------------------------------------------------------------------------
@@ -282,6 +319,8 @@ class StoreDialogueTools:
         email: str | None = None, preferences: Preferences | None = None, language: str | None = None,
     ) -> Booked:
         """``book`` with the ids the caller of the service may need (confirmations, tests)."""
+        if not name.strip():
+            raise InvalidInputError("a booking needs a name", field="name")
         now = self.vault.clock.now()
         keys = self.vault.keys
         async with self.vault.db.transaction() as session:
@@ -289,7 +328,8 @@ class StoreDialogueTools:
             busy = await _busy(session, self.tenant_id, now)
             slot = _free_slot(profile, service_id, start, staff, now=now, busy=busy)
             phone = normalize_phone(phone, profile)
-            subject, new_subject = await self._subject_for(session, name=name, phone=phone, email=email, now=now)
+            subject, new_subject = await _subject_for(self.vault, session, self.tenant_id, name=name, phone=phone,
+                                                       email=email, now=now)
             appointment = Appointment(
                 id=uuid.uuid4(), tenant_id=self.tenant_id, subject_id=subject.id, call_id=self.call_id,
                 service_id=service_id, staff_id=staff_key(slot.staff_id), start_at=slot.start.astimezone(dt.UTC),
@@ -317,36 +357,6 @@ class StoreDialogueTools:
         self.booked.append(appointment.id)
         return Booked(data, appointment.id, subject.id, new_subject, len(units))
 
-    async def _subject_for(self, session: AsyncSession, *, name: str, phone: str | None, email: str | None,
-                           now: dt.datetime) -> tuple[Subject, bool]:
-        keys = self.vault.keys
-        candidates: list[Subject] = []
-        if phone:
-            candidates = await self._subjects(session, "phone", phone)
-        elif email:
-            candidates = await self._subjects(session, "email", email)
-        data = split_name(name)
-        data.phone, data.email = phone, email
-        for subject in candidates:
-            contact = await subject_repo.get_contact(session, self.tenant_id, subject.id)
-            stored = (await subject_repo.read_contact(keys, contact)).display_name if contact else None
-            if stored is None or names_match(name, stored):
-                if stored is not None:
-                    data.first_name = data.last_name = None  # keep the name as first stored
-                subject.last_contact_at = now
-                await subject_repo.upsert_contact(session, keys, subject, data, now)
-                return subject, False
-        subject = await subject_repo.add_subject(session, keys, self.tenant_id, now=now, phone=phone, email=email)
-        await subject_repo.upsert_contact(session, keys, subject, data, now)
-        return subject, True
-
-    async def _subjects(self, session: AsyncSession, kind: Literal["phone", "email"], value: str) -> list[Subject]:
-        """Subjects with this phone number / e-mail, oldest first; restricted ones are never looked up (R-8.4)."""
-        idx = await self.vault.keys.blind_index(self.tenant_id, kind, value)
-        column = Subject.phone_idx if kind == "phone" else Subject.email_idx
-        q = select(Subject).where(Subject.tenant_id == self.tenant_id, column == idx, Subject.restricted.is_(False))
-        return list((await session.scalars(q.order_by(Subject.created_at))).all())
-
     # -- finding, cancelling, moving ----------------------------------------------------------
 
     async def find_caller_appointments(self, *, phone: str | None = None, name: str | None = None
@@ -357,7 +367,7 @@ class StoreDialogueTools:
             profile = await _profile(session, self.tenant_id)
             q = (select(Appointment).join(Subject, Subject.id == Appointment.subject_id)
                  .where(Appointment.tenant_id == self.tenant_id, Appointment.status.in_(ACTIVE),
-                        Appointment.end_at > now, Subject.restricted.is_(False)))
+                        Appointment.start_at >= now, Subject.restricted.is_(False)))
             try:
                 phone = normalize_phone(phone, profile)
             except InvalidInputError:
@@ -383,13 +393,18 @@ class StoreDialogueTools:
         stored = (await subject_repo.read_contact(self.vault.keys, contact)).display_name
         return stored is not None and names_match(name, stored)
 
+    async def _access_active(self, session: AsyncSession, appointment_id: str) -> Appointment:
+        """Like ``access_appointment``; a cancelled appointment is as unknown to the caller as a missing one."""
+        appointment = await access_appointment(session, self.tenant_id, appointment_id)
+        if appointment.status not in ACTIVE:
+            raise NotFoundError("appointment not found")
+        return appointment
+
     async def cancel(self, appointment_id: str) -> AppointmentData:
         now = self.vault.clock.now()
         async with self.vault.db.transaction() as session:
             profile = await _profile(session, self.tenant_id)
-            appointment = await access_appointment(session, self.tenant_id, appointment_id)
-            if appointment.status not in ACTIVE:
-                raise ConflictError("the appointment is not active", field="status")
+            appointment = await self._access_active(session, appointment_id)
             appointment.status = "cancelled"
             appointment.updated_at = now
             await _release_locks(session, appointment)
@@ -405,9 +420,7 @@ class StoreDialogueTools:
         now = self.vault.clock.now()
         async with self.vault.db.transaction() as session:
             profile = await _profile(session, self.tenant_id)
-            appointment = await access_appointment(session, self.tenant_id, appointment_id)
-            if appointment.status not in ACTIVE:
-                raise ConflictError("the appointment is not active", field="status")
+            appointment = await self._access_active(session, appointment_id)
             busy = await _busy(session, self.tenant_id, now, excluding=appointment.id)
             slot = _free_slot(profile, appointment.service_id, new_start, staff, now=now, busy=busy)
             old = {"start": appointment.start_at.isoformat(), "staff": appointment.staff_id}
@@ -415,7 +428,6 @@ class StoreDialogueTools:
             appointment.start_at = slot.start.astimezone(dt.UTC)
             appointment.end_at = slot.end.astimezone(dt.UTC)
             appointment.staff_id = staff_key(slot.staff_id)
-            appointment.status = "rescheduled"
             appointment.reminder_sent_at = None
             appointment.updated_at = now
             await _add_event(session, appointment, "rescheduled", self.actor, now, {
@@ -474,8 +486,8 @@ class StoreDialogueTools:
     async def _subject_or_new(self, session: AsyncSession, *, phone: str | None, email: str | None,
                               now: dt.datetime) -> Subject:
         """The subject of this number / e-mail, or a new one (a withheld number gets its own)."""
-        found = (await self._subjects(session, "phone", phone) if phone else []) or (
-            await self._subjects(session, "email", email) if email else [])
+        found = (await _subjects(self.vault, session, self.tenant_id, "phone", phone) if phone else []) or (
+            await _subjects(self.vault, session, self.tenant_id, "email", email) if email else [])
         subject = found[0] if found else await subject_repo.add_subject(
             session, self.vault.keys, self.tenant_id, now=now, phone=phone, email=email)
         subject.last_contact_at = now
@@ -532,6 +544,73 @@ async def do_update_appointment(
                                                        if {"start": start, "staff": staff, "notes": notes}[k]
                                                        is not None)})
     return data
+
+
+async def do_place_appointment(
+    vault: Vault, tenant_id: uuid.UUID, service_id: str, start: dt.datetime, *, end: dt.datetime | None = None,
+    staff: str | None = None, name: str | None = None, phone: str | None = None, actor: str,
+) -> AppointmentData:
+    """Staff enter an appointment or a block directly (trusted: no opening-hours check).
+
+    ``end`` defaults to the service's duration; ``staff=None`` in a profile with staff
+    blocks every staff member. Overlaps with existing bookings raise ``ConflictError``.
+    """
+    if start.tzinfo is None or (end is not None and end.tzinfo is None):
+        raise InvalidInputError("times must carry a UTC offset", field="start")
+    now = vault.clock.now()
+    async with vault.db.transaction() as session:
+        profile = await _profile(session, tenant_id)
+        service = profile.service(service_id)
+        if service is None:
+            raise NotFoundError("unknown service", field="service_id")
+        if staff is not None and all(s.id != staff for s in profile.staff):
+            raise InvalidInputError("unknown staff member", field="staff")
+        end = end or start + dt.timedelta(minutes=service.duration_min)
+        subject_id: uuid.UUID | None = None
+        if name or phone:
+            subject, _new = await _subject_for(vault, session, tenant_id, name=name or "",
+                                               phone=normalize_phone(phone, profile), email=None, now=now)
+            subject_id = subject.id
+        appointment = Appointment(
+            id=uuid.uuid4(), tenant_id=tenant_id, subject_id=subject_id, service_id=service_id,
+            staff_id=staff_key(staff), start_at=start.astimezone(dt.UTC), end_at=end.astimezone(dt.UTC),
+            status="booked", created_at=now, updated_at=now,
+        )
+        session.add(appointment)
+        await session.flush()
+        units = lock_units(start, end + _buffer(profile, service_id))
+        keys = [staff] if staff is not None else [s.id for s in profile.staff] or [staff_key(None)]
+        for key in keys:
+            await _insert_locks(session, appointment, units, key)
+        await _add_event(session, appointment, "booked", actor, now, {
+            "service": service_id, "staff": appointment.staff_id, "start": appointment.start_at.isoformat(),
+            "end": appointment.end_at.isoformat(), "language": profile.language, "call_id": None})
+        await session.flush()
+        data = appointment_data(appointment, profile)
+    await vault.audit.record(actor=actor, action="appointment.place", tenant_id=tenant_id,
+                             object_type="appointment", object_id=appointment.id,
+                             details={"locks": len(units) * len(keys)})
+    return data
+
+
+async def recognise_caller(vault: Vault, tenant_id: uuid.UUID, phone: str | None, *, actor: str) -> str | None:
+    """The stored name of a caller known by number, for the greeting; ``None`` when unknown or restricted."""
+    if not phone:
+        return None
+    async with vault.db.transaction() as session:
+        profile = await _profile(session, tenant_id)
+        try:
+            normalized = normalize_phone(phone, profile) or ""
+        except InvalidInputError:
+            return None
+        subjects = await _subjects(vault, session, tenant_id, "phone", normalized)
+        if len(subjects) != 1:  # unknown, or a shared family phone: do not guess who is calling
+            return None
+        contact = await subject_repo.get_contact(session, tenant_id, subjects[0].id)
+        name = (await subject_repo.read_contact(vault.keys, contact)).display_name if contact else None
+    await vault.audit.record(actor=actor, action="subject.recognise", tenant_id=tenant_id, object_type="subject",
+                             object_id=subjects[0].id, details={"named": name is not None})
+    return name
 
 
 async def read_preferences(vault: Vault, appointment: Appointment) -> Preferences | None:

@@ -17,9 +17,11 @@ from tests.support.factories import make_tenant
 
 from voicedesk.appointments.service import (
     StoreDialogueTools,
+    do_place_appointment,
     do_update_appointment,
     list_history,
     read_preferences,
+    recognise_caller,
 )
 from voicedesk.dialogue.tools import AppointmentData, Preferences
 from voicedesk.domain.errors import ConflictError, NotFoundError
@@ -153,6 +155,7 @@ async def test_booking_stores_the_caller_encrypted_and_finds_them_again(vault: V
     assert [a["id"] for a in by_phone] == [first["id"], second["id"]]
     assert [a["id"] for a in await tools.find_caller_appointments(name="Frau Anna Schulz")] == [
         first["id"], second["id"]]
+    assert len(await tools.find_caller_appointments(name="Schulz")) == 2
     assert await tools.find_caller_appointments(name="Anna Schmidt") == []
     assert await tools.find_caller_appointments(phone="+4917699999999") == []
 
@@ -161,6 +164,7 @@ async def test_booking_stores_the_caller_encrypted_and_finds_them_again(vault: V
     assert await _count(vault, Subject) == 2
     assert len(await tools.find_caller_appointments(phone=phone)) == 3
     assert len(await tools.find_caller_appointments(name="Paul Schulz")) == 1
+    assert len(await tools.find_caller_appointments(name="Schulz")) == 3
 
     async with vault.db.sessions() as s:
         entries = list((await s.scalars(select(AuditEntry).where(AuditEntry.action == "appointment.book"))).all())
@@ -178,7 +182,7 @@ async def test_cancel_frees_the_slot(vault: Vault) -> None:
     assert cancelled == AppointmentData(**{**booked, "status": "cancelled"})
     assert await _locks(vault) == []
     assert await tools.find_caller_appointments(phone="+4917611112222") == []
-    with pytest.raises(ConflictError):
+    with pytest.raises(NotFoundError):  # as unknown to a caller as a missing one
         await tools.cancel(booked["id"])
     again = await tools.book("consultation", at(9), staff="dr-mueller", name="Ben Roth", phone=None)
     assert again["status"] == "booked"
@@ -199,7 +203,7 @@ async def test_reschedule_moves_the_locks_atomically_and_keeps_history(vault: Va
     # overlapping its own old time is fine
     moved = await tools.reschedule(mine["id"], at(9, 15))
     assert (moved["start"], moved["end"], moved["status"]) == (
-        "2026-11-26T09:15:00+01:00", "2026-11-26T09:45:00+01:00", "rescheduled")
+        "2026-11-26T09:15:00+01:00", "2026-11-26T09:45:00+01:00", "booked")
     units = [u for _, u in await _locks(vault, mine["id"])]
     assert units[0] == at(9, 15).astimezone(dt.UTC) and len(units) == 8
     # the freed quarter hour is bookable again
@@ -311,3 +315,18 @@ async def test_restricted_callers_are_not_looked_up(vault: Vault) -> None:
         subject.restricted = True
     assert await tools.find_caller_appointments(phone="+4917611112222") == []
     assert await tools.find_caller_appointments(name="Anna Schulz") == []
+
+
+@pytest.mark.req("R-3.4")
+async def test_a_block_without_staff_closes_the_calendar_for_everyone(vault: Vault) -> None:
+    tenant = await make_tenant(vault)
+    block = await do_place_appointment(vault, tenant.id, "consultation", at(8), end=at(12), actor="user:1")
+    assert block["staff"] is None
+    tools = StoreDialogueTools(vault, tenant.id)
+    with pytest.raises(ConflictError):
+        await tools.book("consultation", at(9), staff="dr-schmidt", name="Anna Schulz", phone=None)
+    offered = await tools.find_slots("consultation", When(start=at(0), end=at(23, 59), grain="day"), limit=1)
+    assert offered[0].start == at(14)
+    assert await recognise_caller(vault, tenant.id, "+4917611112222", actor="chat") is None
+    await tools.book("consultation", at(14), staff=None, name="Anna Schulz", phone="+4917611112222")
+    assert await recognise_caller(vault, tenant.id, "0176 11112222", actor="chat") == "Anna Schulz"
