@@ -28,11 +28,7 @@ def faq_topic(question: str, profile: TenantProfile, language: Language) -> FaqT
     for entry in profile.faq:
         for keyword in entry.keywords.get(language, []) + entry.keywords.get(profile.language, []):
             kw = normalise(keyword).strip()
-            if (
-                kw
-                and (f" {kw} " in norm or (len(kw) >= 6 and kw in norm))
-                and (best is None or len(kw) > best[0])
-            ):
+            if kw and (f" {kw} " in norm or (len(kw) >= 6 and kw in norm)) and (best is None or len(kw) > best[0]):
                 best = (len(kw), entry.id)
     if best:
         return best[1]
@@ -55,13 +51,11 @@ def answer_faq(profile: TenantProfile, question: str, language: Language) -> str
     return answer_topic(profile, topic, language, question=question)
 
 
-def answer_topic(
-    profile: TenantProfile, topic: FaqTopic, language: Language, *, question: str = ""
-) -> str | None:
+def answer_topic(profile: TenantProfile, topic: FaqTopic, language: Language, *, question: str = "") -> str | None:
     """The answer for a known ``topic`` (see ``faq_topic``)."""
     de = language == "de"
     if topic == "opening_hours":
-        return opening_hours_text(profile, language)
+        return ("Unsere Öffnungszeiten: " if de else "Our opening hours: ") + opening_hours_text(profile, language)
     if topic == "address":
         if not profile.address:
             return None
@@ -75,9 +69,7 @@ def answer_topic(
             price = profile.text(service.price, language)
             return f"{name} kostet {price}." if de else f"{name} costs {price}."
         priced = [
-            f"{profile.text(s.name, language)} {profile.text(s.price, language)}"
-            for s in profile.services
-            if s.price
+            f"{profile.text(s.name, language)} {profile.text(s.price, language)}" for s in profile.services if s.price
         ]
         if not priced:
             return None

@@ -162,9 +162,7 @@ class InMemoryDialogueTools:
             staff_id=staff_id,
         )
 
-    def _free_slot(
-        self, service_id: str, start: dt.datetime, staff: str | None, *, ignore: str | None = None
-    ) -> Slot:
+    def _free_slot(self, service_id: str, start: dt.datetime, staff: str | None, *, ignore: str | None = None) -> Slot:
         exact = When(start=start.astimezone(self.profile.tz), grain="minute")
         for slot in self._slots(service_id, exact, staff_id=staff, limit=50, ignore=ignore):
             if slot.start == start:
@@ -216,9 +214,7 @@ class InMemoryDialogueTools:
             for a in self.appointments
             if a.status == "booked"
             and a.start >= now
-            and (
-                (phone is not None and a.phone == phone) or (name is not None and _name_matches(name, a.name))
-            )
+            and ((phone is not None and a.phone == phone) or (name is not None and _name_matches(name, a.name)))
         ]
         return [a.data(self.profile.tz) for a in sorted(found, key=lambda a: a.start)]
 
@@ -245,9 +241,7 @@ class InMemoryDialogueTools:
             stored.start, stored.end, stored.staff_id = slot.start, slot.end, slot.staff_id
         return stored.data(self.profile.tz)
 
-    async def take_message(
-        self, *, name: str | None, phone: str | None, reason: str, urgency: Urgency
-    ) -> str:
+    async def take_message(self, *, name: str | None, phone: str | None, reason: str, urgency: Urgency) -> str:
         message = StoredMessage(self._next_id("msg"), name, phone, reason, urgency)
         self.messages.append(message)
         return message.id

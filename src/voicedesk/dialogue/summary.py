@@ -153,9 +153,7 @@ def summarize(conversation: ConversationLog | HasLog) -> CallSummary:
                 appointment = data
                 service = profile.service(str(data.get("service")))
                 name = profile.text(service.name, lang) if service else str(data.get("service"))
-                when = say_datetime(
-                    dt.datetime.fromisoformat(str(data["start"])).astimezone(profile.tz), lang
-                )
+                when = say_datetime(dt.datetime.fromisoformat(str(data["start"])).astimezone(profile.tz), lang)
                 if action.type == "book":
                     outcomes.append(f"Termin gebucht: {name} am {when}" if de else f"booked {name} on {when}")
                 else:
@@ -176,9 +174,7 @@ def summarize(conversation: ConversationLog | HasLog) -> CallSummary:
                     )
                 else:
                     follow_ups.append(
-                        "Anliegen bearbeiten (keine Rückrufnummer)"
-                        if de
-                        else "handle the request (no callback number)"
+                        "Anliegen bearbeiten (keine Rückrufnummer)" if de else "handle the request (no callback number)"
                     )
             elif action.type == "transfer":
                 outcomes.append("an einen Mitarbeiter weitergeleitet" if de else "transferred to staff")

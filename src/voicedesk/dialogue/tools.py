@@ -95,9 +95,7 @@ class DialogueTools(Protocol):
         """Move an appointment to a free slot; returns the moved appointment."""
         ...
 
-    async def take_message(
-        self, *, name: str | None, phone: str | None, reason: str, urgency: Urgency
-    ) -> str:
+    async def take_message(self, *, name: str | None, phone: str | None, reason: str, urgency: Urgency) -> str:
         """Leave a message / callback task for staff; returns its id."""
         ...
 

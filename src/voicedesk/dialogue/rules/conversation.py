@@ -25,9 +25,9 @@ from voicedesk.dialogue.rules.extract import (
     find_service,
 )
 from voicedesk.dialogue.rules.phrases import DSAR_KIND_WORDS, say
-from voicedesk.dialogue.speech import join_alternatives, join_words, say_date, say_datetime, say_phone
+from voicedesk.dialogue.speech import join_alternatives, join_words, say_date, say_datetime, say_phone, say_time
 from voicedesk.dialogue.tools import AppointmentData, DialogueTools, DsarKind, Preferences, Urgency
-from voicedesk.domain.availability import Slot
+from voicedesk.domain.availability import Slot, public_holidays
 from voicedesk.domain.errors import ConflictError, NotFoundError
 from voicedesk.domain.profile import WEEKDAYS, Language, Service, TenantProfile
 from voicedesk.domain.when import When, localize, parse_when
@@ -63,6 +63,7 @@ _EXPECTS: dict[str, Expectation] = {
     "when": "when",
     "dsar_contact": "digits",
 }
+_ANSWER_PREFIX = re.compile(r"^\s*(?:no|nope|nah|nein|nee|yes|yeah|ja|okay|ok)\b[\s,.!]*", re.IGNORECASE)
 _MAX_ATTEMPTS = 2
 _MAX_SILENCE = 3
 
@@ -99,6 +100,15 @@ def _exact_time(when: When | None) -> dt.datetime | None:
     if when is None or not when.is_exact:
         return None
     return when.start
+
+
+def _spread(slots: list[Slot], gap: dt.timedelta = dt.timedelta(minutes=60)) -> list[Slot]:
+    """Alternatives worth offering one after another: at least ``gap`` apart."""
+    kept: list[Slot] = []
+    for slot in slots:
+        if all(abs(slot.start - k.start) >= gap for k in kept):
+            kept.append(slot)
+    return kept
 
 
 class RuleConversation:
@@ -217,6 +227,34 @@ class RuleConversation:
         names = [self.profile.text(s.name, self.lang) for s in self.profile.services]
         return join_alternatives(names, self.lang)
 
+    def _next_offer(self, task: Intent) -> Reply:
+        s = self.state
+        slot, previous = s.offered[s.offer_index], s.offered[s.offer_index - 1]
+        tz = self.profile.tz
+        if slot.start.astimezone(tz).date() == previous.start.astimezone(tz).date():
+            spoken = ("um " if self.lang == "de" else "at ") + say_time(slot.start.astimezone(tz).time(), self.lang)
+        else:
+            spoken = self._slot_text(slot.start)
+        return self._emit(say("offer_next", self.lang, slot=spoken), task, pending="slot")
+
+    def _parse_when_correction(self, text: str) -> When | None:
+        """Parse a wish; a time said alone ("lieber um 12") keeps the day wished before."""
+        when = self._parse_when(text)
+        previous = self.state.when
+        if when is None or previous is None:
+            return when
+        tz = self.profile.tz
+        prev_day = previous.start.astimezone(tz).date()
+        today = self.ctx.now.astimezone(tz).date()
+        day = when.start.astimezone(tz).date()
+        if day == prev_day or day not in (today, today + dt.timedelta(days=1)):
+            return when
+        wish = _ANSWER_PREFIX.sub("", text)
+        again = parse_when(wish, now=localize(prev_day, dt.time(0), tz), language=self.lang, tz=tz)
+        if again is not None and again.start.astimezone(tz).date() == prev_day:
+            return again
+        return when
+
     def _slot_text(self, start: dt.datetime) -> str:
         local = start.astimezone(self.profile.tz)
         return say_datetime(local, self.lang, self.ctx.now)
@@ -260,6 +298,13 @@ class RuleConversation:
             self.state.dsar_kind = self._dsar_kind(norm)
             return await self._advance_dsar(text)
 
+        if not expecting_free_text and lx.matches(norm, lx.MESSAGE, lang) and s.task != "message":
+            self._start("message")
+            if words >= 5 and lx.matches(norm, lx.REASON_GIVEN, lang):
+                self.state.reason = text
+                self.state.urgency = self._urgency(norm)
+            return await self._advance_message()
+
         booking_words = (
             lx.matches(norm, lx.BOOK, lang)
             or lx.matches(norm, lx.CANCEL, lang)
@@ -271,12 +316,6 @@ class RuleConversation:
                 return await self._transfer(category, text, lead=say("escalate", lang), mode="warm")
         if s.pending == "offer_fallback":
             return await self._on_offer_fallback(text, norm)
-        if not expecting_free_text and lx.matches(norm, lx.MESSAGE, lang) and s.task != "message":
-            self._start("message")
-            if words >= 7:
-                self.state.reason = text
-                self.state.urgency = self._urgency(norm)
-            return await self._advance_message()
         if not expecting_free_text and lx.matches(norm, lx.HUMAN, lang) and not booking_words:
             return await self._transfer("human", text, mode="cold")
 
@@ -314,9 +353,7 @@ class RuleConversation:
         if lx.matches(norm, lx.RUDE, lang):
             return await self._rude_reply()
         # An appointment wish said without the word "Termin" ("morgen um 10 zur Zahnreinigung").
-        if find_service(text, self.profile, lang) is not None or (
-            s.task is None and self.profile.services and self._parse_when(text) is not None
-        ):
+        if find_service(text, self.profile, lang) is not None:
             self._start("book")
             return await self._book_turn(text)
         return self._not_understood()
@@ -374,9 +411,7 @@ class RuleConversation:
             return self._emit(say("silent_end", lang), self._intent(), actions=(Action("end_call"),))
         if self._silences == _MAX_SILENCE - 1:
             text = (
-                say("cant_hear", lang)
-                + " "
-                + say("offer_fallback" if self._can_transfer() else "offer_message", lang)
+                say("cant_hear", lang) + " " + say("offer_fallback" if self._can_transfer() else "offer_message", lang)
             )
             return self._emit(text, self._intent(), pending="offer_fallback", expects="yes_no")
         question = self._last_question.text if self._last_question else say("how_help", lang)
@@ -497,7 +532,9 @@ class RuleConversation:
         return self._not_understood()
 
     def _parse_when(self, text: str) -> When | None:
-        return parse_when(text, now=self.ctx.now, language=self.lang, tz=self.profile.tz)
+        # "nein, lieber Mittwoch": the leading no answers our question; it does not negate the day.
+        wish = _ANSWER_PREFIX.sub("", text)
+        return parse_when(wish, now=self.ctx.now, language=self.lang, tz=self.profile.tz)
 
     def _absorb_name_and_contact(self, text: str) -> None:
         s = self.state
@@ -519,7 +556,7 @@ class RuleConversation:
         no = lx.matches(norm, lx.NO, lang)
 
         service = find_service(text, self.profile, lang)
-        when = self._parse_when(text) if pending not in ("name", "phone", "phone_confirm") else None
+        when = self._parse_when_correction(text) if pending not in ("name", "phone", "phone_confirm") else None
         if service is not None and service.id != s.service_id:
             s.service_id = service.id
             s.offered, s.chosen, s.offer_index = [], None, 0
@@ -543,10 +580,7 @@ class RuleConversation:
             elif no:
                 s.offer_index += 1
                 if s.offer_index < len(s.offered) and s.offer_index < 3:
-                    slot = s.offered[s.offer_index]
-                    return self._emit(
-                        say("offer_next", lang, slot=self._slot_text(slot.start)), "book", pending="slot"
-                    )
+                    return self._next_offer("book")
                 s.when, s.offered, s.offer_index = None, [], 0
                 return self._ask("ask_other_time", "when")
             else:
@@ -608,8 +642,7 @@ class RuleConversation:
                 return self._ask("what_change", "change")
         s.attempts = (
             0
-            if s.pending != pending
-            or pending in ("name", "phone", "slot", "service", "when", "confirm_book", "change")
+            if s.pending != pending or pending in ("name", "phone", "slot", "service", "when", "confirm_book", "change")
             else s.attempts
         )
         return await self._advance_book()
@@ -647,10 +680,8 @@ class RuleConversation:
         s = self.state
         lang = self.lang
         if not (s.service_id is not None and s.when is not None):
-            raise RuntimeError(
-                "rule engine state out of order: s.service_id is not None and s.when is not None"
-            )
-        slots = await self.tools.find_slots(s.service_id, s.when, self._preferences(), limit=5)
+            raise RuntimeError("rule engine state out of order: s.service_id is not None and s.when is not None")
+        slots = _spread(await self.tools.find_slots(s.service_id, s.when, self._preferences(), limit=16))
         exact = _exact_time(s.when)
         prefix = (lead + " ") if lead else ""
         if slots:
@@ -663,12 +694,10 @@ class RuleConversation:
                     "book",
                     pending="slot",
                 )
-            return self._emit(
-                prefix + say("offer", lang, slot=self._slot_text(first.start)), "book", pending="slot"
-            )
+            return self._emit(prefix + say("offer", lang, slot=self._slot_text(first.start)), "book", pending="slot")
         day_start = localize(s.when.start.astimezone(self.profile.tz).date(), dt.time(0), self.profile.tz)
         relaxed = dataclasses.replace(s.when, start=day_start, end=None, grain="day")
-        later = await self.tools.find_slots(s.service_id, relaxed, self._preferences(), limit=5)
+        later = _spread(await self.tools.find_slots(s.service_id, relaxed, self._preferences(), limit=16))
         if not later:
             s.when = None
             return self._ask("no_slots", "when", lead=lead)
@@ -697,7 +726,9 @@ class RuleConversation:
 
     def _closed_on(self, day: dt.date) -> bool:
         weekday = WEEKDAYS[day.weekday()]
-        return not self.profile.opening_hours.get(weekday) or day in self.profile.closed_days
+        if not self.profile.opening_hours.get(weekday) or day in self.profile.closed_days:
+            return True
+        return day in public_holidays(self.profile.holiday_region, [day.year])
 
     def _confirm_book(self, lead: str = "") -> Reply:
         s = self.state
@@ -715,9 +746,7 @@ class RuleConversation:
     async def _do_book(self) -> Reply:
         s = self.state
         if not (s.chosen is not None and s.service_id is not None and s.name is not None):
-            raise RuntimeError(
-                "rule engine state out of order: booking without slot, service or name"
-            )
+            raise RuntimeError("rule engine state out of order: booking without slot, service or name")
         try:
             appointment = await self.tools.book(
                 s.service_id,
@@ -924,9 +953,7 @@ class RuleConversation:
             raise RuntimeError("rule engine state out of order: s.target is not None")
         s.service_id = s.target["service"]
         if not had_target:
-            wish = wish_text or (
-                text if s.pending not in ("lookup_name", "pick_appointment") and not first else ""
-            )
+            wish = wish_text or (text if s.pending not in ("lookup_name", "pick_appointment") and not first else "")
             if s.when is None and wish:
                 s.when = self._parse_when(wish)
                 s.when_text = wish if s.when else None
@@ -963,11 +990,7 @@ class RuleConversation:
             if lx.matches(norm, lx.NO, lang):
                 s.offer_index += 1
                 if s.offer_index < len(s.offered) and s.offer_index < 3:
-                    return self._emit(
-                        say("offer_next", lang, slot=self._slot_text(s.offered[s.offer_index].start)),
-                        "reschedule",
-                        pending="slot",
-                    )
+                    return self._next_offer("reschedule")
                 s.when, s.offered = None, []
                 return self._ask("ask_other_time", "when")
             if self._fail():
@@ -990,9 +1013,7 @@ class RuleConversation:
     def _confirm_reschedule(self) -> Reply:
         s = self.state
         if not (s.target is not None and s.chosen is not None):
-            raise RuntimeError(
-                "rule engine state out of order: s.target is not None and s.chosen is not None"
-            )
+            raise RuntimeError("rule engine state out of order: s.target is not None and s.chosen is not None")
         return self._emit(
             say(
                 "confirm_reschedule",
@@ -1007,9 +1028,7 @@ class RuleConversation:
     async def _do_reschedule(self) -> Reply:
         s = self.state
         if not (s.target is not None and s.chosen is not None):
-            raise RuntimeError(
-                "rule engine state out of order: s.target is not None and s.chosen is not None"
-            )
+            raise RuntimeError("rule engine state out of order: s.target is not None and s.chosen is not None")
         try:
             moved = await self.tools.reschedule(s.target["id"], s.chosen.start, staff=s.chosen.staff_id)
         except ConflictError:
@@ -1090,7 +1109,7 @@ class RuleConversation:
         if s.name is None:
             s.name = self.ctx.known_name
         if s.name is None:
-            return self._ask("ask_name", "name", lead=lead)
+            return self._ask("ask_name_message", "name", lead=lead)
         if s.phone is None:
             prefix = (lead + " ") if lead else ""
             return self._emit(prefix + self._phone_question(), "message", pending="phone")
@@ -1099,9 +1118,7 @@ class RuleConversation:
     async def _save_message(self) -> Reply:
         s = self.state
         reason = s.reason or ""
-        message_id = await self.tools.take_message(
-            name=s.name, phone=s.phone, reason=reason, urgency=s.urgency
-        )
+        message_id = await self.tools.take_message(name=s.name, phone=s.phone, reason=reason, urgency=s.urgency)
         data = {"id": message_id, "name": s.name, "phone": s.phone, "reason": reason, "urgency": s.urgency}
         self.messages.append(data)
         phone = s.phone

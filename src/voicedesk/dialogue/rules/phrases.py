@@ -39,8 +39,7 @@ PHRASES: dict[str, dict[Language, str]] = {
     },
     "offer_full": {
         "de": "{wish} ist leider nichts mehr frei. Der nächste freie Termin wäre {slot}. Passt das?",
-        "en": "I'm afraid {wish} is fully booked. The next free appointment would be {slot}. "
-        "Does that suit you?",
+        "en": "I'm afraid {wish} is fully booked. The next free appointment would be {slot}. Does that suit you?",
     },
     "offer_next": {"de": "Wie wäre es mit {slot}?", "en": "How about {slot}?"},
     "no_slots": {
@@ -49,6 +48,7 @@ PHRASES: dict[str, dict[Language, str]] = {
     },
     "ask_other_time": {"de": "Wann würde es Ihnen denn besser passen?", "en": "When would suit you better?"},
     "ask_name": {"de": "Auf welchen Namen darf ich das eintragen?", "en": "What name shall I put it under?"},
+    "ask_name_message": {"de": "Wie ist Ihr Name, bitte?", "en": "May I have your name, please?"},
     "ask_name_again": {
         "de": "Entschuldigung, den Namen habe ich nicht verstanden. Buchstabieren Sie ihn "
         "gern, zum Beispiel M, ü, l, l, e, r.",
@@ -160,8 +160,7 @@ PHRASES: dict[str, dict[Language, str]] = {
     },
     "emergency": {
         "de": "Bei einem medizinischen Notfall rufen Sie bitte sofort die 112 an.",
-        "en": "If this is a medical emergency, please hang up and call 112 or your local emergency "
-        "number right away.",
+        "en": "If this is a medical emergency, please hang up and call 112 or your local emergency number right away.",
     },
     "offer_fallback": {
         "de": "Soll ich Sie mit einem Mitarbeiter verbinden, oder möchten Sie eine Nachricht hinterlassen?",
