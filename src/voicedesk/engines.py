@@ -59,10 +59,10 @@ class Engines:
 
 
 def build_dialogue(settings: Settings) -> DialogueEngine:
-    from voicedesk.dialogue.rules import RuleEngine  # noqa: PLC0415
+    from voicedesk.dialogue.rules import RuleEngine
 
     if settings.dialogue_engine == "llm":
-        from voicedesk.dialogue.llm import LlmDialogueEngine, LlmSettings  # noqa: PLC0415
+        from voicedesk.dialogue.llm import LlmDialogueEngine, LlmSettings
 
         if not settings.llm_base_url or not settings.llm_model:
             raise ConfigError("VOICEDESK_DIALOGUE_ENGINE=llm needs VOICEDESK_LLM_BASE_URL and VOICEDESK_LLM_MODEL")
@@ -78,11 +78,11 @@ def build_dialogue(settings: Settings) -> DialogueEngine:
 def build_engines(settings: Settings) -> Engines:
     """The offline defaults: Whisper (tiny.en / base-de), piper (en) and espeak-ng (de), Silero VAD."""
     try:
-        from voicedesk.voice.models import german_whisper_dir  # noqa: PLC0415
-        from voicedesk.voice.stt.whisper import LocalWhisperSpeechToText  # noqa: PLC0415
-        from voicedesk.voice.tts.espeak import EspeakTextToSpeech  # noqa: PLC0415
-        from voicedesk.voice.tts.piper import PiperTextToSpeech  # noqa: PLC0415
-        from voicedesk.voice.vad import SileroVad  # noqa: PLC0415
+        from voicedesk.voice.models import german_whisper_dir
+        from voicedesk.voice.stt.whisper import LocalWhisperSpeechToText
+        from voicedesk.voice.tts.espeak import EspeakTextToSpeech
+        from voicedesk.voice.tts.piper import PiperTextToSpeech
+        from voicedesk.voice.vad import SileroVad
     except ImportError as exc:
         raise ConfigError(f"speech engines are not installed ({exc.name}); run `make setup` or "
                           "pip install 'voicedesk[speech]'") from None

@@ -17,10 +17,13 @@ from voicedesk.bootstrap import open_vault
 from voicedesk.clock import Clock, SystemClock
 from voicedesk.config import Settings
 from voicedesk.domain.errors import ConfigError, VoicedeskError
+from voicedesk.engines import Engines, build_engines
 from voicedesk.jobs.scheduler import Scheduler
 from voicedesk.store import migrate
 from voicedesk.store.repos.calls import close_calls_left_open
 from voicedesk.store.vault import Vault
+from voicedesk.telephony.twilio.rest import DEFAULT_BASE_URL, TwilioCallControl
+from voicedesk.telephony.twilio.routes import TwilioRuntime, build_router
 from voicedesk.web.errors import install_error_handler
 from voicedesk.web.metrics import Metrics
 
@@ -36,6 +39,7 @@ class AppState:
     metrics: Metrics
     scheduler: Scheduler
     vault: Vault | None = None
+    engines: Engines | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def require_vault(self) -> Vault:
@@ -43,16 +47,22 @@ class AppState:
             raise ConfigError("the store is not open yet")
         return self.vault
 
+    def require_engines(self) -> Engines:
+        if self.engines is None:
+            raise ConfigError("the speech engines are not loaded")
+        return self.engines
+
 
 def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.voicedesk
     return state
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None, overrides: Any = None) -> FastAPI:
-    """Build the app for ``settings``. ``overrides`` replaces engines (benchmarks, tests)."""
+def create_app(settings: Settings, *, clock: Clock | None = None, engines: Engines | None = None) -> FastAPI:
+    """Build the app for ``settings``; ``engines`` replaces the offline engines (benchmarks, tests)."""
     state = AppState(settings=settings, clock=clock or SystemClock(), metrics=Metrics(), scheduler=Scheduler())
-    state.extras["overrides"] = overrides
+    twilio = TwilioRuntime(settings=settings, vault=state.require_vault, engines=state.require_engines,
+                           metrics=state.metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +71,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None, overrides: Any
             closed = await close_calls_left_open(session, settings.instance_id, state.clock.now())
         if closed:
             log.warning("calls_closed_as_interrupted", count=closed)
+        state.engines = engines or build_engines(settings)
+        await state.engines.warm_up()
+        if settings.twilio_account_sid and settings.twilio_auth_token:
+            twilio.rest = TwilioCallControl(
+                settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(),
+                base_url=settings.twilio_api_base or DEFAULT_BASE_URL, region=settings.twilio_region,
+                edge=settings.twilio_edge)
         for hook in app.state.startup_hooks:
             await hook(state)
         if settings.jobs_enabled:
@@ -71,6 +88,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, overrides: Any
             await state.scheduler.stop()
             for hook in reversed(app.state.shutdown_hooks):
                 await hook(state)
+            for live in list(twilio.live.calls.values()):
+                await live.session.close()
+            if twilio.rest is not None:
+                await twilio.rest.aclose()
+            if engines is None:  # engines given by the caller are the caller's to close
+                await state.engines.aclose()
             await state.vault.close()
 
     app = FastAPI(title="voicedesk", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -78,6 +101,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, overrides: Any
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
     install_error_handler(app)
+    app.include_router(build_router(twilio))
+    state.extras["twilio"] = twilio
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

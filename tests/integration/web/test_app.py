@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from tests.support.engines import tone_engines
 
 from voicedesk.config import Settings
 from voicedesk.domain.errors import NotFoundError
@@ -15,7 +16,7 @@ from voicedesk.web.app import create_app
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
+    app = create_app(settings, engines=tone_engines({}))
 
     @app.get("/_boom")
     async def boom() -> None:
