@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from voicedesk.cli.common import actor, console, fail, run, settings_of, with_vault
-from voicedesk.config import Settings, write_key_file
+from voicedesk.config import Settings, write_key_file, write_local_twilio_token
 from voicedesk.domain.errors import ConfigError, ConflictError, VoicedeskError
 from voicedesk.store.repos.tenants import tenant_summary
 from voicedesk.store.vault import Vault
@@ -53,6 +53,7 @@ def init(ctx: typer.Context, demo: Annotated[bool, typer.Option(help="add the de
     if settings.master_key is None and not settings.key_file.exists():
         write_key_file(settings.key_file)
         console.print(f"created master key {settings.key_file} (mode 0600) — back it up apart from the data")
+    write_local_twilio_token(settings.data_dir)
 
     async def go(vault: Vault) -> None:
         await vault.audit.record(actor=actor(), action="system.init")
@@ -99,6 +100,8 @@ def serve(
     from voicedesk.web.app import create_app
 
     settings = settings_of(ctx)
+    if "instance_id" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"instance_id": f"{settings.instance_id}:{port}"})
 
     async def check(vault: Vault) -> None:
         await vault.audit.record(actor=actor(), action="system.serve", details={"port": port})
@@ -156,6 +159,7 @@ def audit_verify(ctx: typer.Context) -> None:
 
 def main() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from voicedesk.cli import chat as _chat  # noqa: F401 - registers the command
     from voicedesk.cli import doctor as _doctor  # noqa: F401 - registers the command
 
     try:
