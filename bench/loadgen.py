@@ -1,22 +1,23 @@
 """Load generator: N concurrent emulated Twilio calls against a voicedesk or Pipecat server.
 
-Each call does what Twilio does: a signed incoming-call webhook (``X-Twilio-Signature``),
-TwiML parsed for ``<Connect><Stream url>`` and its ``<Parameter>``s, the media WebSocket
-(signed upgrade) with ``connected``, ``start``, then one 160-byte μ-law ``media`` frame
-every 20 ms in real time — silence, or a caller utterance synthesised once up front with
-espeak-ng — mark echoes when the audio queued before a mark has played on a simulated
-8 bytes/ms playout clock, ``clear`` honoured (buffer flushed, pending marks echoed), then
-``stop`` and a signed status callback.
+Each call is a ``voicedesk.telephony.twilio.emulator.TwilioEmulator`` call, i.e. what Twilio
+does: a signed incoming-call webhook, TwiML parsed for ``<Connect><Stream url>`` and its
+``<Parameter>``s, the signed media WebSocket with ``connected``, ``start``, one 160-byte
+μ-law ``media`` frame every 20 ms on an absolute schedule (silence unless the caller
+speaks), marks echoed when the audio queued before them has played on a simulated 8 bytes/ms
+playout clock, ``clear`` honoured, then ``stop`` and a signed status callback. This module
+adds the load around it: caller utterances synthesised once up front with espeak-ng, a ramp
+of call starts, the turn script, optional extra generator processes, and the measurements.
 
 A call waits for the opening prompt to finish playing, then speaks ``--turns`` utterances,
 each after the previous reply has played out; a turn unanswered after ``--turn-timeout``
-fails the call, which then hangs up. Per turn it measures voice-to-voice latency:
-the send time of the caller's last voiced frame → the arrival of the first non-silent
-assistant ``media``. Also measured: failed calls, server CPU seconds per call-minute
+fails the call, which then hangs up. Measured: per-turn voice-to-voice latency (the
+emulator's: send time of the caller's last voiced frame → arrival of the first audible
+assistant ``media``) p50/p95/p99, failed calls, server CPU seconds per call-minute
 (``/proc/<pid>/stat`` of the server and all its descendants, reaped children included),
-peak RSS of that process tree, and the generator's own lag (actual − scheduled send time
-of every frame); a run whose lag p99 exceeds ``--lag-flag-ms`` is flagged, because its
-latencies then include the generator's own delay.
+peak RSS of that process tree, CPU used by other processes meanwhile, and the generator's
+own lag (event-loop lag on the 20 ms schedule); a run whose lag p99 exceeds
+``--lag-flag-ms`` is flagged, because its latencies then include the generator's delay.
 
     .venv/bin/python bench/loadgen.py --url http://127.0.0.1:8765 --target voicedesk \\
         --calls 10 --ramp 2 --turns 3 --language en --server-pid 1234 --out bench/out/x.json
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
@@ -37,7 +37,6 @@ import subprocess
 import sys
 import time
 import wave
-import xml.etree.ElementTree as ET
 from array import array
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -47,28 +46,17 @@ from typing import Any
 
 import httpx
 import numpy as np
-import websockets
+from numpy.typing import NDArray
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "src"))
 
-from voicedesk.voice.codecs import resample, ulaw_decode, ulaw_encode  # noqa: E402
-
-try:  # the project's own signer (telephony/twilio/signature.py), else the official SDK's
-    from voicedesk.telephony.twilio.signature import sign as _sign
-except ImportError:  # pragma: no cover - only while signature.py has not landed
-    from twilio.request_validator import RequestValidator
-
-    def _sign(url: str, params: Any, token: str) -> str:
-        return str(RequestValidator(token).compute_signature(url, params or {}))
-
+from voicedesk.telephony.twilio.emulator import EmulatedCall, TwilioEmulator  # noqa: E402
+from voicedesk.voice.codecs import resample  # noqa: E402
 
 FRAME_BYTES = 160  # 20 ms of 8 kHz μ-law
 FRAME_S = 0.020
-SILENCE = b"\xff" * FRAME_BYTES
-SILENCE_B64 = base64.b64encode(SILENCE).decode()
 VOICED_DBFS = -40.0  # a frame louder than this counts as voiced speech
-ASSISTANT_AUDIBLE = 64  # |sample| above this in an assistant frame: not silence
 
 UTTERANCES: dict[str, tuple[str, ...]] = {
     "en": (
@@ -90,19 +78,18 @@ ESPEAK_VOICE = {"en": "en-us", "de": "de"}
 # --- caller audio ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class Utterance:
-    """One caller utterance as base64 μ-law frames; ``last_voiced`` indexes ``frames``."""
+    """One caller utterance: 8 kHz PCM cut after its last voiced 20 ms frame."""
 
     text: str
-    frames: tuple[str, ...]
-    last_voiced: int
+    pcm: NDArray[np.int16]
 
     @property
     def seconds(self) -> float:
-        return len(self.frames) * FRAME_S
+        return self.pcm.size / 8000
 
 
 def synthesize(text: str, language: str, cache: Path) -> Utterance:
-    """espeak-ng → 8 kHz μ-law frames (cached as .wav under ``cache``)."""
+    """espeak-ng → 8 kHz PCM (the .wav is cached under ``cache``)."""
     cache.mkdir(parents=True, exist_ok=True)
     wav_path = cache / f"{language}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.wav"
     if not wav_path.exists():
@@ -124,12 +111,8 @@ def synthesize(text: str, language: str, cache: Path) -> Utterance:
     voiced = np.flatnonzero(dbfs > VOICED_DBFS)
     if voiced.size == 0:
         raise RuntimeError(f"espeak produced no voiced audio for {text!r}")
-    last = int(voiced[-1])
-    mulaw = ulaw_encode(padded[: (last + 1) * FRAME_BYTES])  # trailing silence is the line's job
-    frames = tuple(
-        base64.b64encode(mulaw[i : i + FRAME_BYTES]).decode() for i in range(0, len(mulaw), FRAME_BYTES)
-    )
-    return Utterance(text=text, frames=frames, last_voiced=last)
+    # Trailing silence is the line's job: the emulator sends silence whenever nobody speaks.
+    return Utterance(text=text, pcm=padded[: (int(voiced[-1]) + 1) * FRAME_BYTES].copy())
 
 
 def load_utterances(language: str, cache: Path) -> list[Utterance]:
@@ -144,265 +127,135 @@ class CallResult:
     error: str | None = None
     latencies: list[float] = field(default_factory=list)  # seconds, one per answered turn
     missed_turns: int = 0
-    seconds: float = 0.0  # media stream duration
+    seconds: float = 0.0
     media_in: int = 0
     marks_echoed: int = 0
     clears: int = 0
+    max_lag_ms: float = 0.0
+    resyncs: int = 0
+    end_reason: str = ""
 
 
 @dataclass(frozen=True)
 class CallPlan:
-    base_url: str
-    auth_token: str
-    to_number: str
     turns: int
     quiet_s: float  # silence after a reply has played before the caller speaks again
     greeting_timeout_s: float
     turn_timeout_s: float
-
-
-def _media_json(stream_sid: str, seq: int, chunk: int, payload: str) -> str:
-    return (
-        f'{{"event":"media","sequenceNumber":"{seq}","streamSid":"{stream_sid}",'
-        f'"media":{{"track":"inbound","chunk":"{chunk}","timestamp":"{(chunk - 1) * 20}",'
-        f'"payload":"{payload}"}}}}'
-    )
-
-
-def parse_twiml(xml: str) -> tuple[str, dict[str, str]]:
-    """``<Connect><Stream url>`` and its ``<Parameter>``s, as Twilio reads them."""
-    root = ET.fromstring(xml)  # noqa: S314 - our own server's answer on 127.0.0.1
-    stream = root.find("./Connect/Stream")
-    if stream is None or not stream.get("url"):
-        raise ValueError(f"no <Connect><Stream url> in TwiML: {xml[:200]}")
-    params = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
-    return str(stream.get("url")), params
-
-
-def _audible(mulaw: bytes) -> bool:
-    return int(np.abs(ulaw_decode(mulaw).astype(np.int32)).max(initial=0)) > ASSISTANT_AUDIBLE
-
-
-class _Line:
-    """The carrier side of one media stream: playout clock, marks, what arrived when."""
-
-    def __init__(self) -> None:
-        self.playout_end = 0.0
-        self.last_media = 0.0
-        self.any_media = False
-        self.pending_marks: list[tuple[float, str]] = []  # (echo time, name)
-        self.awaiting_since: float | None = None  # last voiced frame sent, reply not yet heard
-        self.first_reply: float | None = None
-        self.media_in = 0
-        self.clears = 0
-        self.closed = False
-
-    def on_message(self, raw: str | bytes, now: float) -> None:
-        msg = json.loads(raw)
-        event = msg.get("event")
-        if event == "media":
-            audio = base64.b64decode(msg["media"]["payload"])
-            self.media_in += 1
-            self.any_media = True
-            self.last_media = now
-            self.playout_end = max(self.playout_end, now) + len(audio) / 8000
-            if self.awaiting_since is not None and self.first_reply is None and _audible(audio):
-                self.first_reply = now
-        elif event == "mark":
-            self.pending_marks.append((max(self.playout_end, now), msg["mark"]["name"]))
-        elif event == "clear":
-            self.clears += 1
-            self.playout_end = now
-            self.pending_marks = [(now, name) for _, name in self.pending_marks]
-
-    def played_out(self, now: float, quiet_s: float) -> bool:
-        return now >= self.playout_end + quiet_s and now - self.last_media >= quiet_s
+    to_number: str
 
 
 async def run_call(
-    index: int,
-    plan: CallPlan,
-    utterances: Sequence[Utterance],
-    start_at: float,
-    client: httpx.AsyncClient,
-    lags: array[float],
+    index: int, emulator: TwilioEmulator, plan: CallPlan, utterances: Sequence[Utterance], start_at: float
 ) -> CallResult:
-    """One emulated call starting at ``start_at`` (``time.perf_counter`` clock)."""
+    """One emulated call starting at ``start_at`` (``time.monotonic``): wait for the
+    opening prompt, then ``plan.turns`` times say → first reply audio → reply played out."""
     result = CallResult(index=index)
-    await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
-    call_sid = f"CA{index:032x}"
-    account_sid = "AC" + "0" * 32
-    caller = f"+4915100{index:06d}"
-    voice_url = plan.base_url.rstrip("/") + "/twilio/voice"
-    form = {
-        "AccountSid": account_sid,
-        "ApiVersion": "2010-04-01",
-        "CallSid": call_sid,
-        "CallStatus": "ringing",
-        "Called": plan.to_number,
-        "Caller": caller,
-        "Direction": "inbound",
-        "From": caller,
-        "To": plan.to_number,
-    }
-    line = _Line()
-    stream_t0 = time.perf_counter()
+    await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+    t0 = time.monotonic()
+    call: EmulatedCall | None = None
     try:
-        response = await client.post(
-            voice_url, data=form, headers={"X-Twilio-Signature": _sign(voice_url, form, plan.auth_token)}
-        )
-        response.raise_for_status()
-        ws_url, params = parse_twiml(response.text)
-        headers = {"x-twilio-signature": _sign(ws_url, None, plan.auth_token)}
-        async with websockets.connect(
-            ws_url, additional_headers=headers, max_size=2**22, open_timeout=20, ping_interval=None
-        ) as ws:
-            stream_sid = f"MZ{index:032x}"
-            await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-            start = {
-                "accountSid": account_sid,
-                "streamSid": stream_sid,
-                "callSid": call_sid,
-                "tracks": ["inbound"],
-                "customParameters": params,
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-            }
-            await ws.send(
-                json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid, "start": start})
-            )
-
-            async def receive() -> None:
-                try:
-                    async for raw in ws:
-                        line.on_message(raw, time.perf_counter())
-                except websockets.ConnectionClosed:
-                    pass
-                finally:
-                    line.closed = True
-
-            receiver = asyncio.create_task(receive())
-            try:
-                await _speak(ws, line, plan, utterances, stream_sid, result, lags)
-            finally:
-                receiver.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await receiver
-        result.seconds = time.perf_counter() - stream_t0
-        status_url = plan.base_url.rstrip("/") + "/twilio/status"
-        status = {
-            "AccountSid": account_sid,
-            "CallSid": call_sid,
-            "CallStatus": "completed",
-            "CallDuration": str(max(1, round(result.seconds))),
-            "From": caller,
-            "To": plan.to_number,
-        }
-        await client.post(
-            status_url,
-            data=status,
-            headers={"X-Twilio-Signature": _sign(status_url, status, plan.auth_token)},
-        )
-        result.ok = result.error is None and result.missed_turns == 0
+        call = await emulator.place_call(to=plan.to_number, from_=f"+4915100{index:06d}")
+        await _wait_prompt(call, plan)
+        for turn in range(plan.turns):
+            heard = len(call.latencies)
+            await call.say(utterances[turn % len(utterances)].pcm)
+            deadline = time.monotonic() + plan.turn_timeout_s
+            while len(call.latencies) == heard and not call.ended.is_set():
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(FRAME_S)
+            if len(call.latencies) == heard:
+                # No answer: the caller hangs up (a late answer must not pass for the next reply).
+                result.missed_turns += 1
+                break
+            await call.wait_until_quiet(plan.quiet_s, timeout_s=60)
+        if call.ended.is_set():
+            result.error = f"call ended early ({call.end_reason})"
+        await call.hang_up()
     except Exception as exc:  # a failed call is a figure, not a crash of the generator
         result.error = f"{type(exc).__name__}: {exc}"[:300]
-        result.seconds = result.seconds or time.perf_counter() - stream_t0
-    result.media_in = line.media_in
-    result.clears = line.clears
+        if call is not None:
+            with contextlib.suppress(Exception):
+                await call.hang_up()
+    result.seconds = time.monotonic() - t0
+    if call is not None:
+        result.latencies = [sample.seconds for sample in call.latencies]
+        result.media_in = call.media_in
+        result.marks_echoed = len(call.marks_echoed)
+        result.clears = call.clears
+        result.max_lag_ms = round(1000 * call.max_lag_s, 2)
+        result.resyncs = call.resyncs
+        result.end_reason = call.end_reason
+    result.ok = result.error is None and result.missed_turns == 0
     return result
 
 
-async def _speak(
-    ws: Any,
-    line: _Line,
-    plan: CallPlan,
-    utterances: Sequence[Utterance],
-    stream_sid: str,
-    result: CallResult,
-    lags: array[float],
-) -> None:
-    """Send one frame every 20 ms on an absolute schedule; drive the caller's turns."""
-    seq = 1
-    chunk = 0
-    t0 = time.perf_counter()
-    phase = "greeting"
-    turn = 0
-    pos = 0
-    end_frames = 0
-    phase_since = t0
-    while True:
-        scheduled = t0 + chunk * FRAME_S
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        now = time.perf_counter()
-        lags.append(now - scheduled)
-        if line.closed:
-            if phase != "done":
-                result.error = result.error or f"server closed the stream during {phase}"
-            return
-        if line.pending_marks:
-            due = [m for m in line.pending_marks if m[0] <= now]
-            if due:
-                line.pending_marks = [m for m in line.pending_marks if m[0] > now]
-                for _, name in due:
-                    seq += 1
-                    await ws.send(
-                        json.dumps(
-                            {
-                                "event": "mark",
-                                "sequenceNumber": str(seq),
-                                "streamSid": stream_sid,
-                                "mark": {"name": name},
-                            }
-                        )
-                    )
-                    result.marks_echoed += 1
-        payload = SILENCE_B64
-        if phase == "greeting":
-            if (line.any_media and line.played_out(now, plan.quiet_s)) or (
-                not line.any_media and now - phase_since > plan.greeting_timeout_s
-            ):
-                phase, pos = "speak", 0
-        elif phase == "wait":
-            if line.first_reply is not None:
-                if line.played_out(now, plan.quiet_s):
-                    assert line.awaiting_since is not None
-                    result.latencies.append(line.first_reply - line.awaiting_since)
-                    line.awaiting_since = line.first_reply = None
-                    turn += 1
-                    phase, pos = ("speak", 0) if turn < plan.turns else ("end", 0)
-            elif line.awaiting_since is not None and now - line.awaiting_since > plan.turn_timeout_s:
-                # A caller who gets no answer hangs up; a late answer would otherwise be taken
-                # for the reply to the next turn.
-                result.missed_turns += 1
-                line.awaiting_since = None
-                phase, pos = "end", 0
-        if phase == "speak":
-            utterance = utterances[turn % len(utterances)]
-            payload = utterance.frames[pos]
-        chunk += 1
-        seq += 1
-        await ws.send(_media_json(stream_sid, seq, chunk, payload))
-        if phase == "speak":
-            if pos == utterance.last_voiced:
-                line.awaiting_since = time.perf_counter()
-                line.first_reply = None
-            pos += 1
-            if pos == len(utterance.frames):
-                phase, phase_since = "wait", now
-        elif phase == "end":
-            end_frames += 1
-            if end_frames >= 10:
-                seq += 1
-                stop = {"accountSid": "AC" + "0" * 32, "callSid": "CA"}
-                await ws.send(
-                    json.dumps(
-                        {"event": "stop", "sequenceNumber": str(seq), "streamSid": stream_sid, "stop": stop}
-                    )
-                )
-                phase = "done"
-                await ws.close()
-                return
+async def _wait_prompt(call: EmulatedCall, plan: CallPlan) -> None:
+    """The opening prompt (announcement, greeting) must have played out before the caller speaks."""
+    deadline = time.monotonic() + plan.greeting_timeout_s
+    # The emulator exposes counters, not events, for arriving media: poll once per frame.
+    while call.media_in == 0 and not call.ended.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(FRAME_S)
+    await call.wait_until_quiet(plan.quiet_s, timeout_s=60)
+
+
+class LagProbe:
+    """Event-loop lag of the generator: a task on the same absolute 20 ms schedule as the
+    emulator's line clocks, recording how late it wakes. Every frame of every call on this
+    loop is subject to the same delay (the emulator itself keeps only a per-call maximum)."""
+
+    def __init__(self) -> None:
+        self.lags: array[float] = array("d")
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        t0 = time.monotonic()
+        n = 0
+        while True:
+            n += 1
+            due = t0 + n * FRAME_S
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.lags.append(time.monotonic() - due)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+async def _run_calls(
+    indices: Sequence[int], offsets: Sequence[float], base: float, args: argparse.Namespace
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """Run some calls on this event loop; ``offsets`` are seconds after ``base`` (monotonic)."""
+    plan = CallPlan(
+        turns=args.turns,
+        quiet_s=args.quiet_ms / 1000,
+        greeting_timeout_s=args.greeting_timeout,
+        turn_timeout_s=args.turn_timeout,
+        to_number=args.to,
+    )
+    utterances = load_utterances(args.language, Path(args.cache))
+    limits = httpx.Limits(max_connections=max(20, len(indices)), max_keepalive_connections=50)
+    probe = LagProbe()
+    async with (
+        httpx.AsyncClient(timeout=30, limits=limits, trust_env=False) as http,
+        TwilioEmulator(args.url, args.auth_token, http=http, timeout_s=30) as emulator,
+    ):
+        probe.start()
+        try:
+            results = await asyncio.gather(
+                *(run_call(i, emulator, plan, utterances, base + off) for i, off in zip(indices, offsets, strict=True))
+            )
+        finally:
+            await probe.stop()
+    return [asdict(r) for r in results], list(probe.lags)
 
 
 # --- the server process ---------------------------------------------------------------
@@ -508,28 +361,12 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _worker(
-    indices: list[int], offsets: list[float], wall_start: float, plan: CallPlan, language: str, cache: str
+    indices: list[int], offsets: list[float], wall_start: float, args: argparse.Namespace
 ) -> tuple[list[dict[str, Any]], list[float]]:
-    """Run some calls in this process; ``offsets`` are seconds after ``wall_start`` (time.time)."""
+    """A generator process: its share of the calls; ``wall_start`` is ``time.time()``-based."""
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(_run_calls(indices, offsets, wall_start, plan, language, Path(cache)))
-
-
-async def _run_calls(
-    indices: list[int], offsets: list[float], wall_start: float, plan: CallPlan, language: str, cache: Path
-) -> tuple[list[dict[str, Any]], list[float]]:
-    utterances = load_utterances(language, cache)
-    lags: array[float] = array("d")
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        base = time.perf_counter() + (wall_start - time.time())
-        results = await asyncio.gather(
-            *(
-                run_call(i, plan, utterances, base + off, client, lags)
-                for i, off in zip(indices, offsets, strict=True)
-            )
-        )
-    return [asdict(r) for r in results], list(lags)
+        base = time.monotonic() + (wall_start - time.time())
+        return runner.run(_run_calls(indices, offsets, base, args))
 
 
 def _pct(values: Sequence[float], q: float) -> float | None:
@@ -577,6 +414,8 @@ def summarize(
         "lag_p99_ms": None if lag_p99 is None else round(1000 * lag_p99, 2),
         "lag_max_ms": None if not lags else round(1000 * max(lags), 2),
         "lagging": lag_p99 is not None and lag_p99 * 1000 > args.lag_flag_ms,
+        "call_max_lag_ms": max((c["max_lag_ms"] for c in calls), default=None),
+        "line_resyncs": sum(c["resyncs"] for c in calls),
         "latencies_ms": [round(1000 * x, 1) for x in latencies],
         "per_call": [{k: v for k, v in c.items() if k != "latencies"} for c in calls],
     }
@@ -598,54 +437,26 @@ def markdown_row(s: dict[str, Any]) -> str:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    plan = CallPlan(
-        base_url=args.url,
-        auth_token=args.auth_token,
-        to_number=args.to,
-        turns=args.turns,
-        quiet_s=args.quiet_ms / 1000,
-        greeting_timeout_s=args.greeting_timeout,
-        turn_timeout_s=args.turn_timeout,
-    )
-    cache = Path(args.cache)
-    await asyncio.to_thread(load_utterances, args.language, cache)  # synthesise once, up front
-    offsets = [args.ramp * i / max(1, args.calls - 1) if args.calls > 1 else 0.0 for i in range(args.calls)]
+    await asyncio.to_thread(load_utterances, args.language, Path(args.cache))  # synthesise once, up front
+    offsets = [args.ramp * i / (args.calls - 1) if args.calls > 1 else 0.0 for i in range(args.calls)]
     procs = max(1, min(args.procs, args.calls))
-    wall_start = time.time() + 1.0 + 0.5 * procs
     t0 = time.perf_counter()
     calls: list[dict[str, Any]] = []
     lags: list[float] = []
     async with ServerMonitor(args.server_pid) as monitor:
         if procs == 1:
-            base = time.perf_counter() + (wall_start - time.time())
-            utterances = load_utterances(args.language, cache)
-            lag_arr: array[float] = array("d")
-            limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-            async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-                results = await asyncio.gather(
-                    *(
-                        run_call(i, plan, utterances, base + offsets[i], client, lag_arr)
-                        for i in range(args.calls)
-                    )
-                )
-            calls, lags = [asdict(r) for r in results], list(lag_arr)
+            calls, lags = await _run_calls(range(args.calls), offsets, time.monotonic() + 0.5, args)
         else:
             loop = asyncio.get_running_loop()
+            wall_start = time.time() + 1.0 + 0.5 * procs
             with ProcessPoolExecutor(procs) as pool:
-                futures = [
+                parts = [
                     loop.run_in_executor(
-                        pool,
-                        _worker,
-                        list(range(p, args.calls, procs)),
-                        offsets[p::procs],
-                        wall_start,
-                        plan,
-                        args.language,
-                        str(cache),
+                        pool, _worker, list(range(p, args.calls, procs)), offsets[p::procs], wall_start, args
                     )
                     for p in range(procs)
                 ]
-                for part_calls, part_lags in await asyncio.gather(*futures):
+                for part_calls, part_lags in await asyncio.gather(*parts):
                     calls.extend(part_calls)
                     lags.extend(part_lags)
     return summarize(sorted(calls, key=lambda c: c["index"]), lags, monitor, args, time.perf_counter() - t0)
@@ -667,9 +478,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--greeting-timeout", type=float, default=6.0)
     p.add_argument("--turn-timeout", type=float, default=10.0)
     p.add_argument("--lag-flag-ms", type=float, default=5.0)
-    p.add_argument(
-        "--nice", type=int, default=-5, help="scheduling priority of the generator (it plays the carrier)"
-    )
+    p.add_argument("--nice", type=int, default=-5, help="scheduling priority of the generator (it plays the carrier)")
     p.add_argument("--cache", default=str(BENCH / "out" / "audio"))
     p.add_argument("--out", default=None, help="write the JSON summary here")
     return p

@@ -100,9 +100,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
-def loadgen(
-    port: int, pid: int, target: str, calls: int, out: Path, extra: Sequence[str] = ()
-) -> dict[str, Any]:
+def loadgen(port: int, pid: int, target: str, calls: int, out: Path, extra: Sequence[str] = ()) -> dict[str, Any]:
     argv = [
         str(VENV_PY),
         str(BENCH / "loadgen.py"),
@@ -141,9 +139,7 @@ def stage_histograms(port: int) -> dict[str, dict[str, Any]]:
     return stages
 
 
-def stage_delta(
-    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
+def stage_delta(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Mean and bucket-interpolated p50 per stage over one run."""
     out: dict[str, dict[str, Any]] = {}
     for stage, a in after.items():
@@ -180,9 +176,7 @@ def _bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float | No
 def framework(levels: Sequence[int], turns: int, peer_py: Path) -> list[dict[str, Any]]:
     specs = [
         ServerSpec("voicedesk", [str(VENV_PY), str(BENCH / "serve_standin.py")], "voicedesk (stand-ins)"),
-        ServerSpec(
-            "pipecat", [str(peer_py), str(BENCH / "peer" / "pipecat_server.py")], "Pipecat (stand-ins)"
-        ),
+        ServerSpec("pipecat", [str(peer_py), str(BENCH / "peer" / "pipecat_server.py")], "Pipecat (stand-ins)"),
     ]
     rows: list[dict[str, Any]] = []
     for calls in levels:
@@ -193,9 +187,7 @@ def framework(levels: Sequence[int], turns: int, peer_py: Path) -> list[dict[str
             print(f"[bench] {spec.label}: {calls} call(s), ramp {ramp:.0f} s …", flush=True)
             try:
                 with served(spec, port, OUT / "logs" / f"{spec.target}-{calls}.log") as pid:
-                    row = loadgen(
-                        port, pid, spec.target, calls, out, ["--ramp", str(ramp), "--turns", str(turns)]
-                    )
+                    row = loadgen(port, pid, spec.target, calls, out, ["--ramp", str(ramp), "--turns", str(turns)])
             except (RuntimeError, subprocess.SubprocessError) as exc:
                 row = {"target": spec.target, "calls": calls, "error": str(exc)}
             row["label"] = spec.label
@@ -298,9 +290,7 @@ def real_table(rows: list[dict[str, Any]]) -> str:
     ]
     for r in rows:
         if "error" in r:
-            lines.append(
-                f"| {r['language']} | {r['calls']} | error: {r['error'][:80]} |" + " |" * (7 + len(STAGES))
-            )
+            lines.append(f"| {r['language']} | {r['calls']} | error: {r['error'][:80]} |" + " |" * (7 + len(STAGES)))
             continue
         stages = r.get("stages", {})
         cells = " | ".join(

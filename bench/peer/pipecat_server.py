@@ -175,9 +175,7 @@ def create_app(args: argparse.Namespace) -> FastAPI:
     return app
 
 
-async def run_bot(
-    websocket: WebSocket, stream_sid: str, call_sid: str, clip: bytes, args: argparse.Namespace
-) -> None:
+async def run_bot(websocket: WebSocket, stream_sid: str, call_sid: str, clip: bytes, args: argparse.Namespace) -> None:
     serializer = TwilioFrameSerializer(
         stream_sid=stream_sid,
         call_sid=call_sid,
@@ -200,9 +198,7 @@ async def run_bot(
         context,
         user_params=LLMUserAggregatorParams(
             vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=args.vad_stop_ms / 1000)),
-            user_turn_strategies=UserTurnStrategies(
-                stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.0)]
-            ),
+            user_turn_strategies=UserTurnStrategies(stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.0)]),
         ),
     )
     pipeline = Pipeline(
@@ -237,9 +233,7 @@ async def run_bot(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--stt-delay-ms", type=int, default=150)
     parser.add_argument("--llm-delay-ms", type=int, default=200)
