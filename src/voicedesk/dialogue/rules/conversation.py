@@ -15,7 +15,6 @@ import re
 from typing import Any, Literal
 
 from voicedesk.dialogue.engine import Action, CallerContext, ConversationLog, Expectation, Intent, Reply, Turn
-from voicedesk.dialogue.faq import answer_topic, faq_topic
 from voicedesk.dialogue.rules import lexicon as lx
 from voicedesk.dialogue.rules.extract import (
     default_region,
@@ -24,6 +23,7 @@ from voicedesk.dialogue.rules.extract import (
     extract_phone,
     find_service,
 )
+from voicedesk.dialogue.rules.faq import answer_topic, faq_topic
 from voicedesk.dialogue.rules.phrases import DSAR_KIND_WORDS, say
 from voicedesk.dialogue.speech import join_alternatives, join_words, say_date, say_datetime, say_phone, say_time
 from voicedesk.dialogue.tools import AppointmentData, DialogueTools, DsarKind, Preferences, Urgency
