@@ -24,7 +24,6 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 
@@ -36,7 +35,9 @@ sys.path.insert(0, str(ROOT / "src"))
 from standins import StandInDialogueEngine, StandInSpeechToText, StandInTextToSpeech  # noqa: E402
 
 from voicedesk.config import Settings  # noqa: E402
+from voicedesk.engines import Engines  # noqa: E402
 from voicedesk.tenancy.service import do_create_tenant, load_profile_file  # noqa: E402
+from voicedesk.voice.vad import SileroVad  # noqa: E402
 from voicedesk.web.app import create_app  # noqa: E402
 
 PROFILES = {"en": ROOT / "examples" / "harbor-auto.yaml", "de": ROOT / "examples" / "praxis-mueller.yaml"}
@@ -52,7 +53,7 @@ def bench_settings(args: argparse.Namespace, data_dir: Path) -> Settings:
         twilio_api_base="http://127.0.0.1:9",  # nothing listens: no call ever leaves this box
         jobs_enabled=False,
         log_level="WARNING",
-        endpoint_hangover_ms=args.vad_stop_ms,
+        **({} if args.vad_stop_ms is None else {"endpoint_hangover_ms": args.vad_stop_ms}),
     )
 
 
@@ -76,14 +77,17 @@ async def create_bench_tenant(settings: Settings, args: argparse.Namespace) -> N
         await vault.close()
 
 
-def engine_overrides(args: argparse.Namespace) -> Any:
-    if args.engines == "real":
-        return None
-    return {
-        "stt": StandInSpeechToText(args.stt_delay_ms / 1000),
-        "dialogue": StandInDialogueEngine(args.llm_delay_ms / 1000),
-        "tts": StandInTextToSpeech(args.tts_delay_ms / 1000),
-    }
+def standin_engines(args: argparse.Namespace) -> Engines:
+    """Stand-in STT, dialogue and TTS for every language; voicedesk's real Silero VAD."""
+    stt = StandInSpeechToText(args.stt_delay_ms / 1000)
+    tts = StandInTextToSpeech(args.tts_delay_ms / 1000)
+    return Engines(
+        stt={"de": stt, "en": stt},
+        tts={"de": tts, "en": tts},
+        vad_factory=SileroVad,
+        dialogue=StandInDialogueEngine(args.llm_delay_ms / 1000),
+        hangover_ms=args.vad_stop_ms,
+    )
 
 
 def main() -> None:
@@ -92,13 +96,17 @@ def main() -> None:
     p.add_argument("--stt-delay-ms", type=int, default=150)
     p.add_argument("--llm-delay-ms", type=int, default=200)
     p.add_argument("--tts-delay-ms", type=int, default=100)
-    p.add_argument("--vad-stop-ms", type=int, default=200)
+    p.add_argument(
+        "--vad-stop-ms", type=int, default=None, help="end of speech after this much silence (stand-ins: 200)"
+    )
     p.add_argument("--engines", choices=["standin", "real"], default="standin")
     p.add_argument("--language", choices=sorted(PROFILES), default="en")
     p.add_argument("--number", default="+493012345678", help="the tenant's Twilio number")
     p.add_argument("--auth-token", default="bench-auth-token")
     p.add_argument("--keep-data", action="store_true", help="keep the throwaway data dir")
     args = p.parse_args()
+    if args.vad_stop_ms is None and args.engines == "standin":
+        args.vad_stop_ms = 200
     data_dir = Path(tempfile.mkdtemp(prefix="voicedesk-bench-"))
     # uvicorn re-raises SIGTERM after its graceful shutdown; make that an exit that still
     # runs the clean-up below instead of killing the process outright.
@@ -106,7 +114,7 @@ def main() -> None:
     try:
         settings = bench_settings(args, data_dir)
         asyncio.run(create_bench_tenant(settings, args))
-        app = create_app(settings, overrides=engine_overrides(args))
+        app = create_app(settings, engines=standin_engines(args) if args.engines == "standin" else None)
         uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", lifespan="on")
     finally:
         if not args.keep_data:
