@@ -9,8 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import secrets
 import socket
-import uuid
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from voicedesk.domain.errors import ConfigError
 
 KEY_FILE_NAME = "master.key"
+LOCAL_TWILIO_TOKEN_FILE = "twilio-local.token"
 
 
 class Settings(BaseSettings):
@@ -34,7 +35,11 @@ class Settings(BaseSettings):
     keystore_schema: str = Field(default="voicedesk_keys", description="PostgreSQL schema for keys")
     master_key: SecretStr | None = Field(default=None, description="base64 of 32 bytes; else the key file")
     public_url: str = "http://127.0.0.1:8000"
-    instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+    instance_id: str = Field(
+        default_factory=socket.gethostname,
+        description="stable across restarts: a restarted instance closes its own calls left open; "
+        "`serve` appends the port unless set explicitly",
+    )
 
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
@@ -89,6 +94,17 @@ class Settings(BaseSettings):
     def key_file(self) -> Path:
         return self.data_dir / KEY_FILE_NAME
 
+    def twilio_token(self) -> str | None:
+        """The Twilio auth token that signs webhooks: configured, else the local softphone's token.
+
+        ``voicedesk init`` writes a random local token (0600) so that ``voicedesk call`` can act
+        as Twilio toward a local server without any Twilio account.
+        """
+        if self.twilio_auth_token is not None:
+            return self.twilio_auth_token.get_secret_value()
+        path = self.data_dir / LOCAL_TWILIO_TOKEN_FILE
+        return path.read_text().strip() if path.exists() else None
+
     def load_master_key(self) -> bytes:
         """The KEK: from ``VOICEDESK_MASTER_KEY`` or the 0600 key file; 32 bytes or a clear error."""
         if self.master_key is not None:
@@ -116,3 +132,13 @@ def write_key_file(path: Path) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+
+
+def write_local_twilio_token(data_dir: Path) -> None:
+    """Create the local softphone's webhook-signing token once (see ``Settings.twilio_token``)."""
+    path = data_dir / LOCAL_TWILIO_TOKEN_FILE
+    if path.exists():
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(24) + "\n")

@@ -8,15 +8,18 @@ VAD factory, the dialogue engine); ``create_app(..., overrides=Engines(...))`` r
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from voicedesk.config import Settings
 from voicedesk.dialogue.engine import DialogueEngine
-from voicedesk.domain.errors import ConfigError
+from voicedesk.domain.errors import ConfigError, VoicedeskError
 from voicedesk.voice.ports import SpeechToText, TextToSpeech, VoiceActivityDetector
 from voicedesk.voice.prompts import PromptCache
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,8 +51,9 @@ class Engines:
         return engine
 
     async def warm_up(self) -> None:
-        await asyncio.gather(*(e.warm_up() for e in {id(e): e for e in
-                                                     [*self.stt.values(), *self.tts.values()]}.values()))
+        engines: list[SpeechToText | TextToSpeech] = [*self.stt.values(), *self.tts.values()]
+        unique = {id(e): e for e in engines}
+        await asyncio.gather(*(e.warm_up() for e in unique.values()))
 
     async def aclose(self) -> None:
         for close in self.closers:
@@ -62,12 +66,12 @@ def build_dialogue(settings: Settings) -> DialogueEngine:
     from voicedesk.dialogue.rules import RuleEngine
 
     if settings.dialogue_engine == "llm":
-        from voicedesk.dialogue.llm import LlmDialogueEngine, LlmSettings
+        from voicedesk.dialogue.llm import LlmEngine, LlmSettings
 
         if not settings.llm_base_url or not settings.llm_model:
             raise ConfigError("VOICEDESK_DIALOGUE_ENGINE=llm needs VOICEDESK_LLM_BASE_URL and VOICEDESK_LLM_MODEL")
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-        return LlmDialogueEngine(  # type: ignore[no-any-return]
+        return LlmEngine(
             LlmSettings(base_url=settings.llm_base_url, model=settings.llm_model, api_key=key,
                         timeout_s=settings.llm_timeout_s),
             fallback=RuleEngine(),
@@ -75,26 +79,42 @@ def build_dialogue(settings: Settings) -> DialogueEngine:
     return RuleEngine()
 
 
-def build_engines(settings: Settings) -> Engines:
-    """The offline defaults: Whisper (tiny.en / base-de), piper (en) and espeak-ng (de), Silero VAD."""
+def _english_voice() -> tuple[TextToSpeech, Callable[[], Any] | None]:
+    """piper (joe) in its own process; espeak-ng's English voice when piper is not installed."""
+    from voicedesk.voice.tts.espeak import EspeakTextToSpeech
+
     try:
-        from voicedesk.voice.models import german_whisper_dir
+        from voicedesk.voice.tts.piper import PiperTextToSpeech
+    except ImportError:
+        log.warning("piper is not installed; English uses espeak-ng's voice")
+        return EspeakTextToSpeech(), None
+    piper = PiperTextToSpeech()
+    return piper, piper.aclose
+
+
+def build_engines(settings: Settings) -> Engines:
+    """The offline defaults: Whisper tiny.en / base (de), piper (en) and espeak-ng (de), Silero VAD."""
+    try:
         from voicedesk.voice.stt.whisper import LocalWhisperSpeechToText
         from voicedesk.voice.tts.espeak import EspeakTextToSpeech
-        from voicedesk.voice.tts.piper import PiperTextToSpeech
         from voicedesk.voice.vad import SileroVad
     except ImportError as exc:
         raise ConfigError(f"speech engines are not installed ({exc.name}); run `make setup` or "
                           "pip install 'voicedesk[speech]'") from None
-    english = LocalWhisperSpeechToText.english()
-    german = LocalWhisperSpeechToText.german(german_whisper_dir(settings.data_dir / "models"))
-    piper = PiperTextToSpeech()
-    espeak = EspeakTextToSpeech()
+    try:
+        english = LocalWhisperSpeechToText.english()
+        german = LocalWhisperSpeechToText.german(settings.data_dir / "models" / "whisper-base")
+    except VoicedeskError as exc:
+        raise ConfigError(f"speech recognition unavailable: {exc.msg}") from None
+    english_voice, close_english = _english_voice()
+    closers: list[Callable[[], Any]] = [english.close, german.close]
+    if close_english is not None:
+        closers.append(close_english)
     return Engines(
         stt={"en": english, "de": german},
-        tts={"en": piper, "de": espeak},
+        tts={"en": english_voice, "de": EspeakTextToSpeech()},
         vad_factory=SileroVad,
         dialogue=build_dialogue(settings),
         hangover_ms=settings.endpoint_hangover_ms,
-        closers=[piper.aclose, espeak.aclose, english.aclose, german.aclose],
+        closers=closers,
     )

@@ -64,10 +64,10 @@ class TwilioRuntime:
     rest: TwilioCallControl | None = None
 
     def auth_token(self) -> str:
-        token = self.settings.twilio_auth_token
+        token = self.settings.twilio_token()
         if token is None:
             raise AuthenticationError("no Twilio auth token configured (VOICEDESK_TWILIO_AUTH_TOKEN)")
-        return token.get_secret_value()
+        return token
 
     def public(self, path: str) -> str:
         return self.settings.public_url + path
