@@ -100,6 +100,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
+GEN_PROCS = 1
+
+
 def loadgen(port: int, pid: int, target: str, calls: int, out: Path, extra: Sequence[str] = ()) -> dict[str, Any]:
     argv = [
         str(VENV_PY),
@@ -114,6 +117,8 @@ def loadgen(port: int, pid: int, target: str, calls: int, out: Path, extra: Sequ
         str(pid),
         "--out",
         str(out),
+        "--procs",
+        str(GEN_PROCS),
         *extra,
     ]
     subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, timeout=600)
@@ -379,10 +384,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--turns", type=int, default=3)
     p.add_argument("--real-levels", default="1,5")
     p.add_argument("--languages", default="de,en")
+    p.add_argument("--gen-procs", type=int, default=1, help="load-generator processes per run")
     p.add_argument("--skip", default="", help="comma list of sections to skip: framework,real")
     p.add_argument("--results", default=str(BENCH / "RESULTS.md"))
     args = p.parse_args(argv)
     skip = {s for s in args.skip.split(",") if s}
+    global GEN_PROCS
+    GEN_PROCS = args.gen_procs
     t0 = time.monotonic()
     OUT.mkdir(parents=True, exist_ok=True)
     sections: dict[str, Any] = {}
