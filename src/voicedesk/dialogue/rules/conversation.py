@@ -193,7 +193,7 @@ class RuleConversation:
         if any(a.type == "end_call" for a in actions):
             self._ended = True
         self._last = reply
-        if pending is not None:
+        if pending is not None and intent != "faq":
             self._last_question = reply
         self.log.turns.append(Turn("assistant", text, reply))
         return reply
@@ -254,6 +254,19 @@ class RuleConversation:
         if again is not None and again.start.astimezone(tz).date() == prev_day:
             return again
         return when
+
+    def _on_slot_text(self, start: dt.datetime) -> str:
+        """``am Dienstag, den 1. Dezember um 15 Uhr`` / ``morgen, am …``; English ``on …``/``tomorrow, …``."""
+        local = start.astimezone(self.profile.tz)
+        today = self.ctx.now.astimezone(self.profile.tz).date()
+        base = say_datetime(local, self.lang)
+        relative = {today: ("heute", "today"), today + dt.timedelta(days=1): ("morgen", "tomorrow")}.get(local.date())
+        if self.lang == "de":
+            return (f"{relative[0]}, am " if relative else "am ") + base
+        return (f"{relative[1]}, " if relative else "on ") + base
+
+    def _plain_slot_text(self, start: dt.datetime) -> str:
+        return say_datetime(start.astimezone(self.profile.tz), self.lang)
 
     def _slot_text(self, start: dt.datetime) -> str:
         local = start.astimezone(self.profile.tz)
@@ -339,6 +352,7 @@ class RuleConversation:
                 return self._emit(
                     answer + " " + question,
                     "faq",
+                    pending=s.pending,
                     expects=self._last_question.expects if self._last_question else "free",
                 )
 
@@ -492,7 +506,7 @@ class RuleConversation:
         de = staff_lang == "de"
         who = self._caller_name() or ("Unbekannter Anrufer" if de else "Unknown caller")
         phone = self._caller_phone() or ("Nummer unterdrückt" if de else "number withheld")
-        quoted = f' "{said.strip()}"' if said.strip() else ""
+        quoted = f' "{said.strip()}"' if said.strip() and why not in ("human", "failed", "rude") else ""
         topics = {
             "human": ("möchte mit einem Mitarbeiter sprechen", "asks to speak to a member of staff"),
             "failed": ("der Assistent konnte nicht weiterhelfen", "the assistant could not help"),
@@ -738,7 +752,7 @@ class RuleConversation:
             "confirm_book",
             self.lang,
             service=self._service_name(s.service_id),
-            slot=self._slot_text(s.chosen.start),
+            slot=self._on_slot_text(s.chosen.start),
             name=s.name,
         )
         return self._emit((lead + " " if lead else "") + text, "book", pending="confirm_book")
@@ -765,7 +779,7 @@ class RuleConversation:
             "booked",
             self.lang,
             service=self._service_name(s.service_id),
-            slot=self._slot_text(s.chosen.start),
+            slot=self._on_slot_text(s.chosen.start),
         )
         name, phone, email = s.name, s.phone, s.email
         self.state = _State(name=name, phone=phone, email=email)
@@ -838,7 +852,7 @@ class RuleConversation:
         return None
 
     def _appointment_text(self, appointment: AppointmentData) -> str:
-        return self._slot_text(dt.datetime.fromisoformat(appointment["start"]))
+        return self._on_slot_text(dt.datetime.fromisoformat(appointment["start"]))
 
     async def _identify(self, text: str) -> Reply | None:
         """Find the appointment the caller means; a reply when a question is needed first."""
@@ -867,12 +881,7 @@ class RuleConversation:
         if picked is None:
             if s.pending == "pick_appointment" and self._fail():
                 return self._offer_fallback()
-            items = [
-                f"{self._service_name(a['service'])} am {self._appointment_text(a)}"
-                if lang == "de"
-                else f"{self._service_name(a['service'])} on {self._appointment_text(a)}"
-                for a in appointments[:3]
-            ]
+            items = [f"{self._service_name(a['service'])} {self._appointment_text(a)}" for a in appointments[:3]]
             return self._ask("which_appointment", "pick_appointment", items=join_alternatives(items, lang))
         s.target = picked
         s.attempts = 0
@@ -1018,8 +1027,8 @@ class RuleConversation:
             say(
                 "confirm_reschedule",
                 self.lang,
-                old=self._appointment_text(s.target),
-                new=self._slot_text(s.chosen.start),
+                old=self._plain_slot_text(dt.datetime.fromisoformat(s.target["start"])),
+                new=self._plain_slot_text(s.chosen.start),
             ),
             "reschedule",
             pending="confirm_reschedule",
@@ -1035,7 +1044,7 @@ class RuleConversation:
             s.chosen, s.offered = None, []
             reply = await self._search_and_offer(lead=say("slot_gone", self.lang))
             return reply
-        slot = self._slot_text(s.chosen.start)
+        slot = self._on_slot_text(s.chosen.start)
         previous = s.target["start"]
         self.state = _State(name=s.name, phone=s.phone)
         self.appointment = moved

@@ -199,12 +199,14 @@ def _join_spelled(match: re.Match[str]) -> str:
 
 def _tidy_name(raw: str, language: Language) -> str | None:
     text = _SPELLED.sub(_join_spelled, raw)
+    text = re.split(r"[,.;:!?]", text.strip(), maxsplit=1)[0]
     text = re.sub(r"[^\w\s'-]", " ", text)
     text = _TITLES.sub("", text.strip())
     words: list[str] = []
     for word in text.split():
         low = word.lower()
-        if low in _STOP_NAME_WORDS[language] or any(ch.isdigit() for ch in word):
+        particle = bool(words) and low in _PARTICLES
+        if (low in _STOP_NAME_WORDS[language] and not particle) or any(ch.isdigit() for ch in word):
             break
         if words and words[-1].lower() == low:
             continue  # "Müller, M-ü-l-l-e-r"

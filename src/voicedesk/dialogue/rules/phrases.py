@@ -71,12 +71,12 @@ PHRASES: dict[str, dict[Language, str]] = {
         "en": "I've noted the number {phone}. Is that right?",
     },
     "confirm_book": {
-        "de": "Ich fasse zusammen: {service} am {slot}, auf den Namen {name}. Soll ich das so buchen?",
-        "en": "Let me confirm: {service} on {slot}, under the name {name}. Shall I book that?",
+        "de": "Ich fasse zusammen: {service} {slot}, auf den Namen {name}. Soll ich das so buchen?",
+        "en": "Let me confirm: {service} {slot}, under the name {name}. Shall I book that?",
     },
     "booked": {
-        "de": "Ihr Termin ist eingetragen: {service} am {slot}. Kann ich sonst noch etwas für Sie tun?",
-        "en": "You're booked in: {service} on {slot}. Is there anything else I can do for you?",
+        "de": "Ihr Termin ist eingetragen: {service} {slot}. Kann ich sonst noch etwas für Sie tun?",
+        "en": "You're booked in: {service} {slot}. Is there anything else I can do for you?",
     },
     "slot_gone": {
         "de": "Dieser Termin wurde gerade vergeben, das tut mir leid.",
@@ -103,28 +103,28 @@ PHRASES: dict[str, dict[Language, str]] = {
         "en": "I see several appointments: {items}. Which one do you mean?",
     },
     "confirm_cancel": {
-        "de": "Ich sehe Ihren Termin: {service} am {slot}. Soll ich ihn absagen?",
-        "en": "I see your appointment: {service} on {slot}. Shall I cancel it?",
+        "de": "Ich sehe Ihren Termin: {service} {slot}. Soll ich ihn absagen?",
+        "en": "I see your appointment: {service} {slot}. Shall I cancel it?",
     },
     "cancelled": {
-        "de": "Ihr Termin am {slot} ist abgesagt. Kann ich sonst noch etwas für Sie tun?",
-        "en": "Your appointment on {slot} is cancelled. Is there anything else I can do for you?",
+        "de": "Ihr Termin {slot} ist abgesagt. Kann ich sonst noch etwas für Sie tun?",
+        "en": "Your appointment {slot} is cancelled. Is there anything else I can do for you?",
     },
     "kept": {
         "de": "Gut, der Termin bleibt bestehen. Kann ich sonst noch etwas für Sie tun?",
         "en": "All right, the appointment stays as it is. Is there anything else I can do for you?",
     },
     "reschedule_found": {
-        "de": "Ich sehe Ihren Termin: {service} am {slot}. Wann hätten Sie stattdessen Zeit?",
-        "en": "I see your appointment: {service} on {slot}. When would suit you instead?",
+        "de": "Ich sehe Ihren Termin: {service} {slot}. Wann hätten Sie stattdessen Zeit?",
+        "en": "I see your appointment: {service} {slot}. When would suit you instead?",
     },
     "confirm_reschedule": {
-        "de": "Soll ich Ihren Termin vom {old} auf {new} verlegen?",
+        "de": "Soll ich Ihren Termin von {old} auf {new} verlegen?",
         "en": "Shall I move your appointment from {old} to {new}?",
     },
     "rescheduled": {
-        "de": "Erledigt, Ihr Termin ist jetzt am {slot}. Kann ich sonst noch etwas für Sie tun?",
-        "en": "Done, your appointment is now on {slot}. Is there anything else I can do for you?",
+        "de": "Erledigt, Ihr Termin ist jetzt {slot}. Kann ich sonst noch etwas für Sie tun?",
+        "en": "Done, your appointment is now {slot}. Is there anything else I can do for you?",
     },
     "ask_reason": {
         "de": "Gern nehme ich eine Nachricht auf. Worum geht es?",
