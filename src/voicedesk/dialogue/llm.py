@@ -73,7 +73,7 @@ class LlmSettings:
     base_url: str  # e.g. "https://api.openai.com/v1" or "http://127.0.0.1:11434/v1"
     model: str
     api_key: str | None = None
-    provider: Provider = "generic"
+    provider: Provider | Literal["auto"] = "auto"  # "auto": recognised from base_url
     timeout_s: float = 8.0  # per caller turn, all model round-trips together
     turn_budget: int = 4  # model round-trips (tool loops) per caller turn
     max_failures: int = 2  # failed turns in a row before the call stays on the rule engine
@@ -81,6 +81,23 @@ class LlmSettings:
     azure_api_version: str = "2024-10-21"
     processor_name: str = "LLM provider"
     processor_location: str | None = None
+
+    @property
+    def resolved_provider(self) -> Provider:
+        """The provider, recognised from the URL when ``provider="auto"``."""
+        if self.provider != "auto":
+            return self.provider
+        host = httpx.URL(self.base_url).host
+        port = httpx.URL(self.base_url).port
+        if host == "api.openai.com":
+            return "openai"
+        if host.endswith(".openai.azure.com"):
+            return "azure"
+        if host == "api.mistral.ai":
+            return "mistral"
+        if port == 11434:
+            return "ollama"
+        return "generic"
 
 
 class _BudgetExhaustedError(Exception):
@@ -304,7 +321,7 @@ class LlmEngine:
     @property
     def processor(self) -> dict[str, Any]:
         """The processor this engine sends personal data to (for the processor registry, R-5.2)."""
-        local = self.settings.provider in ("ollama", "vllm", "llamacpp")
+        local = self.settings.resolved_provider in ("ollama", "vllm", "llamacpp")
         return {
             "name": self.settings.processor_name,
             "location": self.settings.processor_location or ("local" if local else None),
@@ -316,11 +333,11 @@ class LlmEngine:
         headers = {"content-type": "application/json"}
         params: dict[str, str] = {}
         if self.settings.api_key:
-            if self.settings.provider == "azure":
+            if self.settings.resolved_provider == "azure":
                 headers["api-key"] = self.settings.api_key
             else:
                 headers["authorization"] = f"Bearer {self.settings.api_key}"
-        if self.settings.provider == "azure":
+        if self.settings.resolved_provider == "azure":
             params["api-version"] = self.settings.azure_api_version
         return httpx.AsyncClient(
             base_url=self.settings.base_url.rstrip("/") + "/",
@@ -404,7 +421,7 @@ class LlmConversation:
                     ProviderError(
                         "the language model timed out",
                         category=ErrorCategory.TIMEOUT,
-                        provider=self.engine.settings.provider,
+                        provider=self.engine.settings.resolved_provider,
                     )
                 )
             except ProviderError as exc:
@@ -412,7 +429,9 @@ class LlmConversation:
             except _BudgetExhaustedError:
                 self._failed(
                     ProviderError(
-                        "turn budget exhausted", category=ErrorCategory.SERVER, provider=self.engine.settings.provider
+                        "turn budget exhausted",
+                        category=ErrorCategory.SERVER,
+                        provider=self.engine.settings.resolved_provider,
                     )
                 )
         if reply is None:
@@ -461,7 +480,7 @@ class LlmConversation:
             "tools": self._schemas,
             "tool_choice": "auto",
             "temperature": settings.temperature,
-            **PRIVACY_OPTIONS[settings.provider],
+            **PRIVACY_OPTIONS[settings.resolved_provider],
         }
         try:
             response = await self._client.post("chat/completions", json=body)
@@ -472,7 +491,7 @@ class LlmConversation:
                 raise TypeError("message is not an object")
             return message
         except (httpx.HTTPError, ValueError, KeyError, TypeError, IndexError) as exc:
-            raise translate_http_error(exc, settings.provider) from exc
+            raise translate_http_error(exc, settings.resolved_provider) from exc
 
     async def _model_turn(self, utterance: str) -> Reply:
         pending = [{"role": "user", "content": utterance}]
@@ -491,7 +510,9 @@ class LlmConversation:
                     text = str(message.get("content") or "").strip()
                     if not text:
                         raise ProviderError(
-                            "empty answer", category=ErrorCategory.SERVER, provider=self.engine.settings.provider
+                            "empty answer",
+                            category=ErrorCategory.SERVER,
+                            provider=self.engine.settings.resolved_provider,
                         )
                     return self._reply(text, result)
                 for call in calls:
@@ -508,7 +529,7 @@ class LlmConversation:
             raise ProviderError(
                 "the language model sent a malformed tool call",
                 category=ErrorCategory.SERVER,
-                provider=self.engine.settings.provider,
+                provider=self.engine.settings.resolved_provider,
             ) from exc
         except BaseException:
             del self.messages[mark - 1 :]

@@ -96,3 +96,18 @@ def test_system_prompt_forbids_decisions_and_carries_the_profile() -> None:
     assert "vaccination: Impfung (15 min, 25 Euro)" in prompt
     assert "never give or decide medical, legal or financial matters" in prompt.lower()
     assert "withheld" in prompt
+
+
+@pytest.mark.req("R-12.1")
+@pytest.mark.parametrize(
+    ("base_url", "provider"),
+    [
+        ("https://api.openai.com/v1", "openai"),
+        ("https://myres.openai.azure.com/openai/deployments/gpt", "azure"),
+        ("https://api.mistral.ai/v1", "mistral"),
+        ("http://127.0.0.1:11434/v1", "ollama"),
+        ("http://10.0.0.5:8000/v1", "generic"),
+    ],
+)
+def test_provider_is_recognised_from_the_url(base_url: str, provider: str) -> None:
+    assert LlmSettings(base_url=base_url, model="m").resolved_provider == provider
