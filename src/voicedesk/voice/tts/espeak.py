@@ -94,10 +94,34 @@ class EspeakTextToSpeech:
         return exe
 
     async def warm_up(self) -> None:
-        """Check the binary and every configured voice once (also fills the page cache)."""
+        """Check the binary and every configured voice once (also fills the page cache).
+
+        espeak-ng silently falls back to its default voice for an unknown name, so the
+        names are checked against ``espeak-ng --voices``.
+        """
+        known = await self._known_voices()
+        missing = sorted(v for v in self.voices.values() if v.lower() not in known)
+        if missing:
+            raise ProviderError(f"espeak-ng has no voice {', '.join(missing)}",
+                                category=ErrorCategory.UNAVAILABLE, provider=self.name)
         for language in self.voices:
             async for _ in self.synthesize("OK.", language):
                 pass
+
+    async def _known_voices(self) -> set[str]:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                self._exe(), "--voices", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            out, _ = await asyncio.wait_for(proc.communicate(), self.timeout_s)
+        except (OSError, TimeoutError) as exc:
+            raise ProviderError(f"cannot list espeak-ng voices: {exc}", category=ErrorCategory.UNAVAILABLE,
+                                provider=self.name) from exc
+        known: set[str] = set()
+        for line in out.decode(errors="replace").splitlines()[1:]:
+            cols = line.split()
+            if len(cols) >= 5:  # Pty Language Age/Gender VoiceName File ...
+                known.update({cols[1].lower(), cols[3].lower(), cols[4].lower(), cols[4].rsplit("/", 1)[-1].lower()})
+        return known
 
     async def synthesize(self, text: str, language: str) -> AsyncIterator[PCM]:
         """Speak ``text`` sentence by sentence; each sentence is one 8 kHz chunk."""

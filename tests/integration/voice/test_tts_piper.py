@@ -1,0 +1,154 @@
+"""PiperTextToSpeech: the real joe voice in its worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voicedesk.domain.errors import ErrorCategory, ProviderError
+from voicedesk.voice.stt.whisper import LocalWhisperSpeechToText
+from voicedesk.voice.tts.piper import PiperTextToSpeech
+
+
+def _words(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9 ]", " ", text.lower()).split()
+
+
+async def _collect(chunks: AsyncIterator[np.ndarray]) -> list[np.ndarray]:
+    return [chunk async for chunk in chunks]
+
+
+@pytest.fixture
+async def piper() -> AsyncIterator[PiperTextToSpeech]:
+    tts = PiperTextToSpeech()
+    await tts.warm_up()
+    yield tts
+    await tts.aclose()
+
+
+@pytest.fixture(scope="module")
+def stt() -> Iterator[LocalWhisperSpeechToText]:
+    engine = LocalWhisperSpeechToText.english()
+    asyncio.run(engine.warm_up())
+    yield engine
+    engine.close()
+
+
+@pytest.mark.req("R-6.1")
+async def test_piper_speaks_english_that_whisper_understands(piper: PiperTextToSpeech,
+                                                             stt: LocalWhisperSpeechToText) -> None:
+    text = "Thank you for calling. I have booked your appointment for next Tuesday at 3 p.m."
+    chunks = await _collect(piper.synthesize(text, "en"))
+    assert len(chunks) == 2  # one chunk per sentence; "p.m." did not end one
+    assert all(c.dtype == np.int16 for c in chunks)
+    pcm = np.concatenate(chunks)
+    assert 3.0 < pcm.size / 8000 < 7.0
+    heard = await stt.transcribe(pcm, 8000, "en")
+    assert {"thank", "calling", "booked", "appointment", "tuesday"} <= set(_words(heard.text))
+
+
+async def test_piper_abbreviations_do_not_break_sentences(piper: PiperTextToSpeech) -> None:
+    chunks = await _collect(piper.synthesize("I booked you with Dr. Miller, e.g. at 9 a.m. tomorrow.", "en"))
+    assert len(chunks) == 1
+
+
+async def test_piper_first_audio_comes_quickly(piper: PiperTextToSpeech) -> None:
+    async def first_audio() -> float:
+        started = time.perf_counter()
+        async for _ in piper.synthesize("Thank you for calling.", "en"):
+            return time.perf_counter() - started
+        raise AssertionError("no audio")
+
+    # speech.md: about 90 ms for a short sentence; loose bound for a shared CPU.
+    assert min([await first_audio() for _ in range(3)]) < 0.5
+
+
+async def test_piper_stays_out_of_this_process(piper: PiperTextToSpeech) -> None:
+    await _collect(piper.synthesize("Hello.", "en"))
+    assert "piper" not in sys.modules  # GPL code runs in the worker only
+    assert piper.pid is not None and piper.pid != os.getpid()
+
+
+async def test_barge_in_cancels_and_the_next_reply_is_clean(piper: PiperTextToSpeech) -> None:
+    solo = np.concatenate(await _collect(piper.synthesize("Goodbye.", "en")))
+    long_reply = " ".join(f"This is sentence number {n}." for n in range(1, 13))
+    got: list[np.ndarray] = []
+    first_audio = asyncio.Event()
+
+    async def play() -> None:
+        async for chunk in piper.synthesize(long_reply, "en"):
+            got.append(chunk)
+            first_audio.set()
+
+    task = asyncio.create_task(play())
+    await first_audio.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(got) < 12
+    after = np.concatenate(await _collect(piper.synthesize("Goodbye.", "en")))
+    # No leftover sentence of the cancelled reply arrives with the next one.
+    assert abs(after.size - solo.size) < 800
+
+
+async def test_concurrent_requests_each_get_their_own_audio(piper: PiperTextToSpeech) -> None:
+    a, b = await asyncio.gather(_collect(piper.synthesize("Yes.", "en")),
+                                _collect(piper.synthesize("Thank you very much for your call today.", "en")))
+    assert len(a) == len(b) == 1
+    assert a[0].size < b[0].size / 2
+
+
+async def test_a_dead_worker_is_restarted_by_the_next_request(piper: PiperTextToSpeech) -> None:
+    pid = piper.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(200):
+        if piper.pid is None:
+            break
+        await asyncio.sleep(0.01)
+    chunks: list[np.ndarray] = []
+    try:
+        chunks = await _collect(piper.synthesize("Hello again.", "en"))
+    except ProviderError as exc:  # the request that found the worker dying
+        assert exc.category is ErrorCategory.SERVER
+        chunks = await _collect(piper.synthesize("Hello again.", "en"))
+    assert chunks and piper.pid not in (None, pid)
+
+
+async def test_aclose_ends_the_worker_process(piper: PiperTextToSpeech) -> None:
+    pid = piper.pid
+    assert pid is not None
+    await piper.aclose()
+    assert piper.pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    with pytest.raises(ProviderError) as info:
+        await _collect(piper.synthesize("Hello.", "en"))
+    assert info.value.category is ErrorCategory.UNAVAILABLE
+
+
+async def test_piper_failures_are_provider_errors(tmp_path: Path) -> None:
+    tts = PiperTextToSpeech()
+    with pytest.raises(ProviderError) as info:
+        await _collect(tts.synthesize("Hallo.", "de"))
+    assert info.value.category is ErrorCategory.BAD_REQUEST
+    broken = PiperTextToSpeech(model_path=tmp_path / "missing.onnx", config_path=tmp_path / "missing.json")
+    with pytest.raises(ProviderError) as info:
+        await broken.warm_up()
+    assert info.value.category is ErrorCategory.UNAVAILABLE
+    await broken.aclose()
+    nopython = PiperTextToSpeech(python=str(tmp_path / "no-such-python"))
+    with pytest.raises(ProviderError) as info:
+        await nopython.warm_up()
+    assert info.value.category is ErrorCategory.UNAVAILABLE
+    await tts.aclose()
+    await nopython.aclose()
