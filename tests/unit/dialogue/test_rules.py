@@ -273,3 +273,20 @@ async def test_goodbye_ends_the_call() -> None:
     reply = await conversation.respond("that's all, goodbye")
     assert reply.intent == "goodbye"
     assert reply.end_call
+
+
+@pytest.mark.req("R-3.4")
+async def test_later_moves_to_a_later_offer_and_yes_thats_it_confirms() -> None:
+    conversation, tools, _ = _open("garage", language="en", caller="+447700900456")
+    replies = await _say(
+        conversation,
+        "I'd like a tyre change on Wednesday afternoon",
+        "anything later?",
+        "yes that's it",
+        "Tom Baker",
+        "yes, that's it",
+    )
+    assert replies[0].text == "I have Wednesday, December 2nd at 1 pm available. Does that suit you?"
+    assert replies[1].text == "How about 2 pm?"
+    assert not any(r.end_call for r in replies)
+    assert [a.start.isoformat() for a in tools.appointments] == ["2026-12-02T14:00:00+00:00"]

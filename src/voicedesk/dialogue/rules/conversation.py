@@ -232,10 +232,21 @@ class RuleConversation:
         slot, previous = s.offered[s.offer_index], s.offered[s.offer_index - 1]
         tz = self.profile.tz
         if slot.start.astimezone(tz).date() == previous.start.astimezone(tz).date():
-            spoken = ("um " if self.lang == "de" else "at ") + say_time(slot.start.astimezone(tz).time(), self.lang)
+            text = say("offer_same_day", self.lang, time=say_time(slot.start.astimezone(tz).time(), self.lang))
         else:
-            spoken = self._slot_text(slot.start)
-        return self._emit(say("offer_next", self.lang, slot=spoken), task, pending="slot")
+            text = say("offer_next", self.lang, slot=self._slot_text(slot.start))
+        return self._emit(text, task, pending="slot")
+
+    def _shift_offer(self, *, later: bool) -> Reply | None:
+        """ "Später?" / "anything earlier?": the next offered slot in that direction, if any."""
+        s = self.state
+        current = s.offered[s.offer_index]
+        for index, slot in enumerate(s.offered):
+            if index != s.offer_index and (slot.start > current.start if later else slot.start < current.start):
+                s.offered = [current, slot, *[x for i, x in enumerate(s.offered) if i not in (index, s.offer_index)]]
+                s.offer_index = 1
+                return self._next_offer(self._intent())
+        return None
 
     def _parse_when_correction(self, text: str) -> When | None:
         """Parse a wish; a time said alone ("lieber um 12") keeps the day wished before."""
@@ -374,6 +385,8 @@ class RuleConversation:
 
     def _is_goodbye(self, norm: str) -> bool:
         lang = self.lang
+        if _EXPECTS.get(self.state.pending or "") == "yes_no" and lx.matches(norm, lx.YES, lang):
+            return False  # "yes, that's it" confirms; it does not hang up
         if lx.matches(norm, lx.GOODBYE, lang):
             return True
         return lx.matches(norm, lx.THANKS_ONLY, lang) and (
@@ -571,6 +584,10 @@ class RuleConversation:
 
         service = find_service(text, self.profile, lang)
         when = self._parse_when_correction(text) if pending not in ("name", "phone", "phone_confirm") else None
+        if pending == "slot" and s.offered and service is None and lx.matches(norm, lx.LATER_EARLIER, lang):
+            moved = self._shift_offer(later=not lx.matches(norm, lx.EARLIER, lang))
+            if moved is not None:
+                return moved
         if service is not None and service.id != s.service_id:
             s.service_id = service.id
             s.offered, s.chosen, s.offer_index = [], None, 0

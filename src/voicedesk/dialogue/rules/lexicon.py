@@ -189,6 +189,8 @@ CALLER_NUMBER_OK: Cues = {
 FIRST: Cues = {"de": (r" erste[nrms]? ", r" früher", r" eins "), "en": (r" first ", r" earlier ", r" one ")}
 SECOND: Cues = {"de": (r" zweite[nrms]? ", r" später", r" letzte[nrms]? "),
                 "en": (r" second ", r" later ", r" last ", r" other ")}
+LATER_EARLIER: Cues = {"de": (r" später", r" früher"), "en": (r" later ", r" earlier ")}
+EARLIER: Cues = {"de": (r" früher",), "en": (r" earlier ",)}
 FILLERS: Cues = {
     "de": (r" äh ", r" ähm ", r" also ", r" ja ", r" gut ", r" okay ", r" hm+ ", r" gerne? ", r" bitte ",
            r" na "),

@@ -42,6 +42,7 @@ PHRASES: dict[str, dict[Language, str]] = {
         "en": "I'm afraid {wish} is fully booked. The next free appointment would be {slot}. Does that suit you?",
     },
     "offer_next": {"de": "Wie wäre es mit {slot}?", "en": "How about {slot}?"},
+    "offer_same_day": {"de": "Wie wäre es um {time}?", "en": "How about {time}?"},
     "no_slots": {
         "de": "Dafür finde ich leider keinen freien Termin. Welcher andere Zeitraum würde passen?",
         "en": "I can't find a free appointment for that, I'm afraid. Which other time would suit you?",
