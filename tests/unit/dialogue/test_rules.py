@@ -290,3 +290,15 @@ async def test_later_moves_to_a_later_offer_and_yes_thats_it_confirms() -> None:
     assert replies[1].text == "How about 2 pm?"
     assert not any(r.end_call for r in replies)
     assert [a.start.isoformat() for a in tools.appointments] == ["2026-12-02T14:00:00+00:00"]
+
+
+@pytest.mark.req("R-12.2")
+async def test_failed_handover_of_a_decision_keeps_the_question_as_the_message() -> None:
+    conversation, tools, _ = _open()
+    await conversation.respond("Soll ich meine Tabletten absetzen?")
+    fallback = await conversation.transfer_failed("busy")
+    assert fallback.text == "Leider ist gerade niemand erreichbar. Wie ist Ihr Name, bitte?"
+    await _say(conversation, "Eva Klein", "ja")
+    assert [(m.name, m.reason, m.phone) for m in tools.messages] == [
+        ("Eva Klein", "Soll ich meine Tabletten absetzen?", CALLER)
+    ]

@@ -128,6 +128,7 @@ class RuleConversation:
         self._rude = 0
         self._ended = False
         self._transferring = False
+        self._handover: tuple[str, Urgency] | None = None
         self._region = default_region(self.profile)
         self.messages: list[dict[str, Any]] = []
         self.appointment: AppointmentData | None = None
@@ -154,10 +155,10 @@ class RuleConversation:
 
     async def transfer_failed(self, reason: str) -> Reply:
         self._transferring = False
+        self._start("message")
         s = self.state
-        s.task = "message"
-        s.pending = None
-        s.attempts = 0
+        if self._handover is not None:  # what the caller wanted the human for becomes the message
+            s.reason, s.urgency = self._handover
         lead = say("transfer_failed", self.lang)
         return await self._advance_message(lead=lead)
 
@@ -511,6 +512,8 @@ class RuleConversation:
             return await self._advance_message(lead=prefix + say("no_transfer", lang), ask_reason=False)
         summary = self._summary_sentence(why, said)
         self._transferring = True
+        if why not in ("human", "failed", "rude") and said:
+            self._handover = (said, "high" if why == "emergency" else self._urgency(lx.normalise(said)))
         action = Action("transfer", {"mode": mode, "target": None, "summary": summary})
         return self._emit(prefix + say("transfer", lang), "human", actions=(action,), pending=None)
 
