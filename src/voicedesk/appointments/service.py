@@ -23,7 +23,6 @@ Staff edits go through ``do_update_appointment``; every change leaves an
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import json
 import unicodedata
@@ -38,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicedesk.appointments.locks import busy_spans, lock_units, staff_key, staff_of_key
 from voicedesk.dialogue.tools import AppointmentData, DsarKind, Preferences, Urgency
+from voicedesk.domain import dsar as dsar_rules
 from voicedesk.domain.availability import BusySpan, Slot, find_slots
 from voicedesk.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from voicedesk.domain.profile import TenantProfile, normalize_e164
@@ -213,11 +213,16 @@ def normalize_phone(phone: str | None, profile: TenantProfile) -> str | None:
         raise InvalidInputError("not a valid phone number", field="phone") from None
 
 
-def one_month_after(moment: dt.datetime) -> dt.datetime:
-    """Art. 12(3) GDPR deadline: the same day of the next month (clamped to its last day)."""
-    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
+def dsar_due_at(received_at: dt.datetime, profile: TenantProfile) -> dt.datetime:
+    """End of the due day (tenant-local 23:59:59) of a request received at ``received_at`` (Art. 12(3))."""
+    received_on = received_at.astimezone(profile.tz).date()
+    if profile.holiday_region:
+        day = dsar_rules.due_date(received_on, profile.holiday_region)
+    else:
+        day = dsar_rules.add_months(received_on, 1)
+        while day.weekday() >= 5:
+            day += dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=profile.tz).astimezone(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -465,9 +470,10 @@ class StoreDialogueTools:
         async with self.vault.db.transaction() as session:
             phone = normalize_phone(phone, await _profile(session, self.tenant_id))
             subject = await self._subject_or_new(session, phone=phone, email=email, now=now)
+            due_at = dsar_due_at(now, await _profile(session, self.tenant_id))
             request = DsarRequest(
                 id=uuid.uuid4(), tenant_id=self.tenant_id, subject_id=subject.id, kind=kind, state="received",
-                channel="call", received_at=now, due_at=one_month_after(now),
+                channel="call", received_at=now, due_at=due_at,
                 # The caller is not yet verified; a number that matches the line they call from is a hint only.
                 verification={"status": "pending", "caller_number_matches": bool(
                     phone and self.caller_phone and phone == self.caller_phone)},

@@ -300,7 +300,8 @@ async def test_dsar_said_on_the_phone_is_recorded_with_a_due_date(vault: Vault) 
         subject_count = int((await s.execute(select(func.count()).select_from(Subject))).scalar_one())
     assert request is not None
     assert (request.kind, request.state, request.channel) == ("erasure", "received", "call")
-    assert request.due_at == dt.datetime(2026, 12, 25, 9, 0, tzinfo=dt.UTC)
+    # one month → Friday 25 December, a holiday in Hesse like the 26th; Sunday → Monday the 28th
+    assert request.due_at.astimezone(BERLIN) == dt.datetime(2026, 12, 28, 23, 59, 59, tzinfo=BERLIN)
     assert request.verification == {"status": "pending", "caller_number_matches": True}
     assert subject_count == 1  # linked to the known caller
 
