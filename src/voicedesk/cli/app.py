@@ -102,6 +102,8 @@ def serve(
     settings = settings_of(ctx)
     if "instance_id" not in settings.model_fields_set:
         settings = settings.model_copy(update={"instance_id": f"{settings.instance_id}:{port}"})
+    if "public_url" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
 
     async def check(vault: Vault) -> None:
         await vault.audit.record(actor=actor(), action="system.serve", details={"port": port})
