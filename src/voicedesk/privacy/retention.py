@@ -1,0 +1,710 @@
+"""The retention sweep (R-7.1, R-7.2, R-7.3): delete or anonymise what has outlived its period.
+
+Per tenant and data category (periods and actions from ``voicedesk.domain.retention``):
+
+==============  ==========================================================================
+recordings      blob and row deleted once the call is older than the period
+transcripts     turns deleted — or, where the tenant keeps transcripts for statistics,
+                PII-redacted (German/English) and re-encrypted under a key that belongs
+                to no person, so no path leads back (R-7.3)
+call_metadata   anonymised (``anonymise_call_metadata``): numbers, names, summary, carrier
+                id, subject and other links and exact times dropped; date, rounded
+                duration, direction, status, language and outcome category kept. What is
+                still attached to such a call (recording, unredacted turns) goes with it.
+customer_data   subjects whose relationship ended (or whose last contact was) longer ago
+                than the period: their data key is destroyed (crypto-shredding, recorded in
+                the erasure ledger) and contact, appointments, messages, outbox and subject
+                rows deleted
+logs            audit entries older than the period cut behind a signed checkpoint
+                (deployment-wide, see ``_sweep_logs``)
+==============  ==========================================================================
+
+Legal holds (``privacy.holds``) protect a subject and all its calls, or a call and its
+subject; held records are skipped and counted.
+
+The sweep walks each category in key order (the call's start and id, or the subject id)
+in batches. Each batch is one transaction that also stores the batch's last key in the
+tenant's ``SweepRun.progress``, so a killed sweep resumes after the last committed batch
+and never repeats work; blobs are deleted before the transaction that removes their rows,
+so a crash in between leaves rows whose blob is already gone (deleted again as a no-op),
+never readable orphans. Every step is idempotent: done work drops out of the queries
+(``anonymised_at``, ``redacted_at``, deleted rows). ``dry_run`` runs the same queries,
+changes nothing and reports what would go. Each tenant's sweep is audited with counts only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import datetime as dt
+import uuid
+import zoneinfo
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from voicedesk.domain.errors import ErasedError, IntegrityError
+from voicedesk.domain.retention import (
+    Action,
+    DataCategory,
+    RetentionPolicy,
+    anonymise_call_metadata,
+    is_expired,
+)
+from voicedesk.privacy.holds import HeldSet, active_holds
+from voicedesk.store.models import (
+    Appointment,
+    AuditEntry,
+    Call,
+    Consent,
+    Contact,
+    Message,
+    OutboxMessage,
+    Recording,
+    Subject,
+    SweepRun,
+    Tenant,
+    Turn,
+)
+from voicedesk.store.repos.subjects import read_contact
+from voicedesk.store.repos.tenants import list_tenants, profile_of
+from voicedesk.store.vault import Vault
+
+__all__ = [
+    "RETENTION_JOB",
+    "SYSTEM",
+    "SweepReport",
+    "TenantRetention",
+    "TenantSweep",
+    "register_jobs",
+    "run_sweep",
+    "tenant_retention",
+]
+
+SYSTEM = "system:retention"
+RETENTION_JOB = "retention-sweep"
+CALL_CATEGORIES = (DataCategory.RECORDINGS, DataCategory.TRANSCRIPTS, DataCategory.CALL_METADATA)
+TENANT_CATEGORIES = (*CALL_CATEGORIES, DataCategory.CUSTOMER_DATA)
+_FRINGE = dt.timedelta(days=4)
+
+
+# --- per-tenant policy --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TenantRetention:
+    """A tenant's periods, what happens to transcripts after theirs, and the tenant's zone."""
+
+    policy: RetentionPolicy = field(default_factory=RetentionPolicy)
+    transcripts: Action = Action.DELETE
+    timezone: str = "Europe/Berlin"
+
+
+def tenant_retention(tenant: Tenant) -> TenantRetention:
+    """The retention of ``tenant`` from its profile, held to the bounds the policy promises.
+
+    The profile counts call metadata in days (the domain in months) and allows longer
+    maxima than the privacy policy; values are mapped onto the domain's periods and
+    clamped to its bounds, so a profile can never extend a promised maximum. A profile
+    field ``retention.transcripts_after_expiry: anonymise`` (when the profile schema has
+    it) keeps transcripts redacted instead of deleting them.
+    """
+    profile = profile_of(tenant)
+    r = profile.retention
+    policy = RetentionPolicy(
+        recordings_days=min(365, max(30, r.recordings_days)),
+        transcripts_days=min(365, max(7, r.transcripts_days)),
+        call_metadata_months=min(12, max(1, round(r.call_metadata_days / 30.4375))),
+        customer_data_years=min(10, max(0, r.customer_years_after_relationship)),
+        logs_days=min(90, max(7, r.logs_days)),
+    )
+    mode = str(getattr(r, "transcripts_after_expiry", "delete")).lower()
+    transcripts = Action.ANONYMISE if mode in {"anonymise", "anonymize", "redact"} else Action.DELETE
+    return TenantRetention(policy, transcripts, profile.timezone)
+
+
+# --- reports --------------------------------------------------------------------------------
+
+Counts = dict[str, dict[str, int]]
+
+
+def _add(counts: Counts, category: str, action: str, n: int) -> None:
+    if n:
+        bucket = counts.setdefault(category, {})
+        bucket[action] = bucket.get(action, 0) + n
+
+
+@dataclass
+class TenantSweep:
+    """One tenant's part of a sweep. ``counts`` are this invocation's; ``run_counts`` the run's so far."""
+
+    tenant_id: uuid.UUID
+    slug: str
+    run_id: uuid.UUID | None
+    resumed: bool = False
+    complete: bool = False
+    counts: Counts = field(default_factory=dict)
+    run_counts: Counts = field(default_factory=dict)
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did (or, with ``dry_run``, would do): counts per category and action."""
+
+    dry_run: bool
+    at: dt.datetime
+    tenants: list[TenantSweep] = field(default_factory=list)
+    logs: dict[str, int] = field(default_factory=dict)
+    complete: bool = True
+
+    def totals(self) -> Counts:
+        """Counts of this invocation summed over tenants, with the deployment-wide logs step."""
+        out: Counts = {}
+        for t in self.tenants:
+            for category, actions in t.counts.items():
+                for action, n in actions.items():
+                    _add(out, category, action, n)
+        for action, n in self.logs.items():
+            _add(out, DataCategory.LOGS.value, action, n)
+        return out
+
+    @property
+    def records(self) -> int:
+        """Records removed or anonymised (or that would be); held and skipped ones excluded."""
+        return sum(n for actions in self.totals().values() for a, n in actions.items()
+                   if a not in {"held", "calls"})
+
+
+class _BudgetSpentError(Exception):
+    """Raised internally when ``max_batches`` is reached (the run stays resumable)."""
+
+
+BatchHook = Callable[[DataCategory, int], Awaitable[None] | None]
+
+
+# --- date helpers ---------------------------------------------------------------------------
+
+def _months_before(moment: dt.datetime, months: int) -> dt.datetime:
+    index = moment.year * 12 + (moment.month - 1) - months
+    year, month = divmod(index, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)
+
+
+def _window(category: DataCategory, policy: RetentionPolicy, now: dt.datetime) -> dt.datetime:
+    """An upper bound of reference times that may have expired at ``now``.
+
+    Rows up to it are fetched and each is decided by ``domain.retention.is_expired``:
+    for day periods the bound is exact; for months and years ``now`` minus the period is
+    a safe lower edge and a few days more cover month-end clamping (31 Jan + 1 month =
+    28 Feb).
+    """
+    amount, unit = policy.period(category)
+    if unit == "days":
+        return now - dt.timedelta(days=amount)
+    return _months_before(now, amount if unit == "months" else 12 * amount) + _FRINGE
+
+
+def _after_call(after: Sequence[str] | None, ts_col: Any, id_col: Any) -> Any:
+    if not after:
+        return None
+    ts, hex_id = dt.datetime.fromisoformat(after[0]), uuid.UUID(after[1])
+    return or_(ts_col > ts, and_(ts_col == ts, id_col > hex_id))
+
+
+def _key(ts: dt.datetime, row_id: uuid.UUID) -> list[str]:
+    return [ts.isoformat(), row_id.hex]
+
+
+# --- the sweep of one tenant ----------------------------------------------------------------
+
+class _TenantSweeper:
+    def __init__(
+        self, vault: Vault, tenant: Tenant, retention: TenantRetention, now: dt.datetime, *, dry_run: bool,
+        batch_size: int, budget: list[int] | None, on_batch: BatchHook | None,
+    ) -> None:
+        self.vault, self.tenant, self.retention, self.now = vault, tenant, retention, now
+        self.tid = tenant.id
+        self.policy = retention.policy
+        self.zone = zoneinfo.ZoneInfo(retention.timezone)
+        self.dry_run, self.batch_size, self.budget, self.on_batch = dry_run, batch_size, budget, on_batch
+        self.result = TenantSweep(tenant.id, tenant.slug, None)
+        self.progress: dict[str, Any] = {}
+        self.held = HeldSet(frozenset(), frozenset())
+        self.batches = 0
+
+    # progress --------------------------------------------------------------------------
+    async def start(self) -> None:
+        async with self.vault.db.transaction() as s:
+            self.held = await active_holds(s, self.tid)
+            if self.dry_run:
+                return
+            run = (await s.scalars(select(SweepRun).where(SweepRun.tenant_id == self.tid,
+                                                          SweepRun.finished_at.is_(None))
+                                   .order_by(SweepRun.started_at.desc()).limit(1))).first()
+            if run is None:
+                run = SweepRun(id=uuid.uuid4(), tenant_id=self.tid, started_at=self.now, cutoff_at=self.now,
+                               progress={})
+                s.add(run)
+            else:
+                # Resume: positions stay valid (the key order does not change); periods are
+                # measured from the current time, so nothing expired meanwhile is missed.
+                self.result.resumed = True
+                self.progress = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (run.progress or {}).items()}
+                run.cutoff_at = self.now
+            self.result.run_id = run.id
+        self.result.run_counts = {k: dict(v) for k, v in self.progress.get("counts", {}).items()}
+
+    def _count(self, category: DataCategory, action: str, n: int) -> None:
+        _add(self.result.counts, category.value, action, n)
+        _add(self.result.run_counts, category.value, action, n)
+
+    def _state(self, category: DataCategory) -> dict[str, Any]:
+        state: dict[str, Any] = self.progress.setdefault(category.value, {})
+        return state
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {**{k: (dict(v) if isinstance(v, dict) else v) for k, v in self.progress.items()},
+                "counts": {k: dict(v) for k, v in self.result.run_counts.items()}}
+
+    async def _save_progress(self, s: AsyncSession) -> None:
+        await s.execute(update(SweepRun).where(SweepRun.id == self.result.run_id)
+                        .values(progress=self._snapshot()))
+
+    async def _batch_done(self, category: DataCategory) -> None:
+        self.batches += 1
+        if self.on_batch is not None:
+            maybe = self.on_batch(category, self.batches)
+            if maybe is not None:
+                await maybe
+        if self.budget is not None:
+            self.budget[0] -= 1
+            if self.budget[0] <= 0:
+                raise _BudgetSpentError
+
+    async def _mark_done(self, category: DataCategory) -> None:
+        self._state(category)["done"] = True
+        if self.dry_run:
+            return
+        async with self.vault.db.transaction() as s:
+            await self._save_progress(s)
+
+    async def finish(self) -> None:
+        self.result.complete = True
+        if self.dry_run:
+            return
+        async with self.vault.db.transaction() as s:
+            await s.execute(update(SweepRun).where(SweepRun.id == self.result.run_id)
+                            .values(progress=self._snapshot(), finished_at=self.vault.clock.now()))
+
+    async def run(self) -> None:
+        for category in TENANT_CATEGORIES:
+            state = self._state(category)
+            if state.get("done"):
+                continue
+            if category is DataCategory.RECORDINGS:
+                await self._recordings(state)
+            elif category is DataCategory.TRANSCRIPTS:
+                await self._transcripts(state)
+            elif category is DataCategory.CALL_METADATA:
+                await self._metadata(state)
+            else:
+                await self._customers(state)
+            await self._mark_done(category)
+        await self.finish()
+
+    def _expired(self, category: DataCategory, reference: dt.datetime) -> bool:
+        return is_expired(category, self.policy, reference, self.now)
+
+    # recordings ------------------------------------------------------------------------
+    async def _recordings(self, state: dict[str, Any]) -> None:
+        cat = DataCategory.RECORDINGS
+        upper = _window(cat, self.policy, self.now)
+        while True:
+            q = (select(Recording.id, Recording.blob_key, Recording.call_id, Call.subject_id, Call.started_at)
+                 .join(Call, Call.id == Recording.call_id)
+                 .where(Recording.tenant_id == self.tid, Call.tenant_id == self.tid, Call.started_at <= upper)
+                 .order_by(Call.started_at, Recording.id).limit(self.batch_size))
+            cond = _after_call(state.get("after"), Call.started_at, Recording.id)
+            async with self.vault.db.sessions() as s:
+                rows = (await s.execute(q if cond is None else q.where(cond))).all()
+            if not rows:
+                return
+            todo = []
+            for r in rows:
+                if not self._expired(cat, r.started_at):
+                    continue
+                if self.held.covers_call(r.call_id, r.subject_id):
+                    self._count(cat, "held", 1)
+                else:
+                    todo.append(r)
+            state["after"] = _key(rows[-1].started_at, rows[-1].id)
+            if self.dry_run:
+                self._count(cat, "deleted", len(todo))
+                continue
+            for r in todo:
+                await self.vault.blobs.delete(r.blob_key)
+            async with self.vault.db.transaction() as s:
+                if todo:
+                    res = await s.execute(delete(Recording).where(Recording.id.in_([r.id for r in todo])))
+                    self._count(cat, "deleted", _rowcount(res))
+                await self._save_progress(s)
+            await self._batch_done(cat)
+
+    # transcripts -----------------------------------------------------------------------
+    async def _transcripts(self, state: dict[str, Any]) -> None:
+        cat = DataCategory.TRANSCRIPTS
+        upper = _window(cat, self.policy, self.now)
+        unredacted = exists().where(Turn.call_id == Call.id, Turn.redacted_at.is_(None))
+        redact = self.retention.transcripts is Action.ANONYMISE
+        while True:
+            q = (select(Call.id, Call.subject_id, Call.started_at, Call.language, Call.from_enc,
+                        Call.caller_name_enc)
+                 .where(Call.tenant_id == self.tid, Call.started_at <= upper, unredacted)
+                 .order_by(Call.started_at, Call.id).limit(self.batch_size))
+            cond = _after_call(state.get("after"), Call.started_at, Call.id)
+            async with self.vault.db.sessions() as s:
+                rows = (await s.execute(q if cond is None else q.where(cond))).all()
+            if not rows:
+                return
+            todo = []
+            for r in rows:
+                if not self._expired(cat, r.started_at):
+                    continue
+                if self.held.covers_call(r.id, r.subject_id):
+                    self._count(cat, "held", 1)
+                else:
+                    todo.append(r)
+            state["after"] = _key(rows[-1].started_at, rows[-1].id)
+            ids = [r.id for r in todo]
+            if self.dry_run:
+                if ids:
+                    async with self.vault.db.sessions() as s:
+                        n = await s.scalar(select(func.count()).select_from(Turn).where(
+                            Turn.call_id.in_(ids), Turn.redacted_at.is_(None)))
+                    self._count(cat, "redacted" if redact else "deleted", int(n or 0))
+                    self._count(cat, "calls", len(ids))
+                continue
+            if redact and todo:
+                await self._redact_turns(state, todo)
+            else:
+                async with self.vault.db.transaction() as s:
+                    if ids:
+                        res = await s.execute(delete(Turn).where(Turn.call_id.in_(ids), Turn.redacted_at.is_(None)))
+                        self._count(cat, "deleted", _rowcount(res))
+                        self._count(cat, "calls", len(ids))
+                    await self._save_progress(s)
+            await self._batch_done(cat)
+
+    async def _stats_key(self, state: dict[str, Any]) -> uuid.UUID:
+        """A data key that belongs to no person: redacted transcripts are encrypted under it."""
+        raw = state.get("stats_key")
+        if raw:
+            return uuid.UUID(raw)
+        key_id = await self.vault.keys.new_data_key(self.tid, self.vault.clock.now())
+        state["stats_key"] = key_id.hex
+        async with self.vault.db.transaction() as s:
+            await self._save_progress(s)
+        return key_id
+
+    async def _contact_hints(self, calls: Sequence[Any]) -> dict[uuid.UUID, Any]:
+        from voicedesk.privacy.redaction import ContactData as Hints
+
+        keys = self.vault.keys
+        subject_ids = {r.subject_id for r in calls if r.subject_id is not None}
+        async with self.vault.db.sessions() as s:
+            contacts = {c.subject_id: c for c in (await s.scalars(
+                select(Contact).where(Contact.tenant_id == self.tid, Contact.subject_id.in_(subject_ids)))).all()}
+        hints: dict[uuid.UUID, Any] = {}
+        for r in calls:
+            names: list[str] = []
+            phones: list[str] = []
+            emails: list[str] = []
+            addresses: list[str] = []
+            refs: list[str] = []
+            try:
+                number = await keys.decrypt(self.tid, r.from_enc, table="calls", row_id=r.id, column="from")
+                caller = await keys.decrypt(self.tid, r.caller_name_enc, table="calls", row_id=r.id,
+                                            column="caller_name")
+                phones += [number] if number else []
+                names += [caller] if caller else []
+                contact = contacts.get(r.subject_id)
+                if contact is not None:
+                    data = await read_contact(keys, contact)
+                    names += [n for n in (data.first_name, data.last_name, data.company) if n]
+                    phones += [data.phone] if data.phone else []
+                    emails += [data.email] if data.email else []
+                    addresses += [data.address] if data.address else []
+                    refs += [data.customer_ref] if data.customer_ref else []
+            except (ErasedError, IntegrityError):
+                hints[r.id] = None  # the person's key is gone: nothing readable is left to keep
+                continue
+            hints[r.id] = Hints(names=tuple(names), phones=tuple(phones), emails=tuple(emails),
+                                addresses=tuple(addresses), customer_ids=tuple(refs))
+        return hints
+
+    async def _redact_turns(self, state: dict[str, Any], calls: Sequence[Any]) -> None:
+        from voicedesk.privacy.redaction import LANGUAGES, default_redactor
+
+        cat = DataCategory.TRANSCRIPTS
+        keys = self.vault.keys
+        stats_key = await self._stats_key(state)
+        hints = await self._contact_hints(calls)
+        language = {r.id: r.language for r in calls}
+        fallback = profile_of(self.tenant).language
+        async with self.vault.db.sessions() as s:
+            turns = list((await s.scalars(select(Turn).where(Turn.call_id.in_(list(language)),
+                                                             Turn.redacted_at.is_(None)))).all())
+        plain: list[tuple[Turn, str | None]] = []
+        for turn in turns:
+            text: str | None = None
+            if hints.get(turn.call_id) is not None:
+                try:
+                    text = await keys.decrypt(self.tid, turn.text_enc, table="turns", row_id=turn.id, column="text")
+                except (ErasedError, IntegrityError):
+                    text = None
+            plain.append((turn, text))
+
+        def redact_all() -> list[str | None]:
+            redactor = default_redactor()
+            out: list[str | None] = []
+            for turn, text in plain:
+                if text is None:
+                    out.append(None)
+                    continue
+                lang = language[turn.call_id] if language[turn.call_id] in LANGUAGES else fallback
+                out.append(redactor.redact(text, lang, contact=hints.get(turn.call_id)).text)
+            return out
+
+        redacted = await asyncio.to_thread(redact_all)
+        now = self.vault.clock.now()
+        gone: list[uuid.UUID] = []
+        values: list[dict[str, Any]] = []
+        for (turn, _), text in zip(plain, redacted, strict=True):
+            if text is None:
+                gone.append(turn.id)
+                continue
+            values.append({"id": turn.id, "redacted_at": now, "tool_calls_enc": None,
+                           "text_enc": await keys.encrypt(self.tid, stats_key, text, table="turns",
+                                                          row_id=turn.id, column="text")})
+        async with self.vault.db.transaction() as s:
+            if values:
+                await s.execute(update(Turn), values)
+            if gone:
+                await s.execute(delete(Turn).where(Turn.id.in_(gone)))
+            self._count(cat, "redacted", len(values))
+            self._count(cat, "deleted", len(gone))
+            self._count(cat, "calls", len(calls))
+            await self._save_progress(s)
+
+    # call metadata ---------------------------------------------------------------------
+    async def _metadata(self, state: dict[str, Any]) -> None:
+        cat = DataCategory.CALL_METADATA
+        upper = _window(cat, self.policy, self.now)
+        while True:
+            q = (select(Call.id, Call.subject_id, Call.started_at, Call.duration_s, Call.direction, Call.status,
+                        Call.outcome, Call.language)
+                 .where(Call.tenant_id == self.tid, Call.started_at <= upper, Call.anonymised_at.is_(None))
+                 .order_by(Call.started_at, Call.id).limit(self.batch_size))
+            cond = _after_call(state.get("after"), Call.started_at, Call.id)
+            async with self.vault.db.sessions() as s:
+                rows = (await s.execute(q if cond is None else q.where(cond))).all()
+            if not rows:
+                return
+            todo = []
+            for r in rows:
+                if not self._expired(cat, r.started_at):
+                    continue
+                if self.held.covers_call(r.id, r.subject_id):
+                    self._count(cat, "held", 1)
+                else:
+                    todo.append(r)
+            state["after"] = _key(rows[-1].started_at, rows[-1].id)
+            if self.dry_run:
+                self._count(cat, "anonymised", len(todo))
+                continue
+            await self._anonymise(todo)
+            await self._batch_done(cat)
+
+    async def _anonymise(self, todo: Sequence[Any]) -> None:
+        ids = [r.id for r in todo]
+        now = self.vault.clock.now()
+        values: list[dict[str, Any]] = []
+        for r in todo:
+            kept = anonymise_call_metadata({
+                "id": r.id, "tenant_id": self.tid, "started_at": r.started_at.astimezone(self.zone),
+                "duration_seconds": r.duration_s, "direction": r.direction, "status": r.status,
+                "outcome_category": r.outcome, "language": r.language,
+            })
+            day = dt.datetime.combine(kept["date"], dt.time(), tzinfo=self.zone).astimezone(dt.UTC)
+            values.append({
+                "id": r.id, "started_at": day, "duration_s": kept["duration_seconds"],
+                "direction": kept["direction"], "status": kept["status"], "outcome": kept["outcome_category"],
+                "language": kept["language"], "anonymised_at": now,
+                "subject_id": None, "from_enc": None, "caller_name_enc": None, "summary_enc": None,
+                "provider_call_id": None, "to_number": None, "answered_at": None, "ended_at": None,
+                "instance_id": None, "recording_consent": None, "twiml_answer": None,
+            })
+        recordings: list[Any] = []
+        if ids:
+            async with self.vault.db.sessions() as s:
+                recordings = list((await s.execute(select(Recording.id, Recording.blob_key)
+                                                   .where(Recording.call_id.in_(ids)))).all())
+            for rec in recordings:
+                await self.vault.blobs.delete(rec.blob_key)
+        async with self.vault.db.transaction() as s:
+            if ids:
+                if recordings:
+                    res = await s.execute(delete(Recording).where(Recording.id.in_([r.id for r in recordings])))
+                    self._count(DataCategory.RECORDINGS, "deleted", _rowcount(res))
+                res = await s.execute(delete(Turn).where(Turn.call_id.in_(ids), Turn.redacted_at.is_(None)))
+                self._count(DataCategory.TRANSCRIPTS, "deleted", _rowcount(res))
+                for model in (Consent, Appointment, Message):
+                    await s.execute(update(model).where(model.call_id.in_(ids)).values(call_id=None))
+                await s.execute(update(Call), values)
+                self._count(DataCategory.CALL_METADATA, "anonymised", len(values))
+            await self._save_progress(s)
+
+    # customer data ---------------------------------------------------------------------
+    async def _customers(self, state: dict[str, Any]) -> None:
+        cat = DataCategory.CUSTOMER_DATA
+        upper = _window(cat, self.policy, self.now)
+        due = or_(and_(Subject.relationship_ended_at.is_not(None), Subject.relationship_ended_at <= upper),
+                  and_(Subject.relationship_ended_at.is_(None), Subject.last_contact_at <= upper))
+        while True:
+            q = (select(Subject.id, Subject.key_id, Subject.relationship_ended_at, Subject.last_contact_at)
+                 .where(Subject.tenant_id == self.tid, due).order_by(Subject.id).limit(self.batch_size))
+            after = state.get("after")
+            if after:
+                q = q.where(Subject.id > uuid.UUID(after[0]))
+            async with self.vault.db.sessions() as s:
+                rows = (await s.execute(q)).all()
+            if not rows:
+                return
+            todo = []
+            for r in rows:
+                if not self._expired(cat, r.relationship_ended_at or r.last_contact_at):
+                    continue
+                if self.held.covers_subject(r.id):
+                    self._count(cat, "held", 1)
+                else:
+                    todo.append(r)
+            state["after"] = [rows[-1].id.hex]
+            if self.dry_run:
+                self._count(cat, "deleted", len(todo))
+                continue
+            await self._delete_subjects(todo)
+            await self._batch_done(cat)
+
+    async def _delete_subjects(self, todo: Sequence[Any]) -> None:
+        cat = DataCategory.CUSTOMER_DATA
+        now = self.vault.clock.now()
+        for r in todo:
+            # The key goes first: a crash before the rows are deleted leaves only unreadable
+            # rows, which the resumed sweep deletes without shredding (and ledgering) twice.
+            if await self.vault.keystore.get_data_key(r.key_id) is not None:
+                await self.vault.keys.shred(self.tid, r.id, r.key_id, now, request_id="retention")
+        ids = [r.id for r in todo]
+        async with self.vault.db.transaction() as s:
+            if ids:
+                for model, action in ((Appointment, "appointments"), (Message, "messages"),
+                                      (Contact, "contacts")):
+                    res = await s.execute(delete(model).where(model.tenant_id == self.tid,
+                                                              model.subject_id.in_(ids)))
+                    self._count(cat, action, _rowcount(res))
+                await s.execute(delete(OutboxMessage).where(OutboxMessage.tenant_id == self.tid,
+                                                            OutboxMessage.subject_id.in_(ids)))
+                res = await s.execute(delete(Subject).where(Subject.tenant_id == self.tid, Subject.id.in_(ids)))
+                self._count(cat, "deleted", _rowcount(res))
+            await self._save_progress(s)
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- logs -------------------------------------------------------------------------------------
+
+async def _sweep_logs(vault: Vault, periods: Sequence[RetentionPolicy], now: dt.datetime, *,
+                      dry_run: bool) -> dict[str, int]:
+    """Cut the access log (one chain for the deployment) behind a signed checkpoint.
+
+    The chain can only lose a prefix, so the cut uses the longest logs period any tenant
+    configured (never more than the promised 90 days). Finished sweep runs older than
+    that go too.
+    """
+    days = max((p.logs_days for p in periods), default=RetentionPolicy().logs_days)
+    before = now - dt.timedelta(days=days)
+    if dry_run:
+        async with vault.db.sessions() as s:
+            n = await s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.at < before))
+        return {"deleted": int(n or 0)}
+    cut = await vault.audit.cut_before(before)
+    async with vault.db.transaction() as s:
+        await s.execute(delete(SweepRun).where(SweepRun.finished_at.is_not(None), SweepRun.finished_at < before))
+    return {"deleted": cut} if cut else {}
+
+
+# --- entry points -----------------------------------------------------------------------------
+
+async def run_sweep(
+    vault: Vault, *, tenant_id: uuid.UUID | None = None, dry_run: bool = False, batch_size: int = 1000,
+    max_batches: int | None = None, on_batch: BatchHook | None = None,
+    retention_of: Callable[[Tenant], TenantRetention] = tenant_retention, actor: str = SYSTEM,
+) -> SweepReport:
+    """Apply every tenant's retention (or one tenant's) as of ``vault.clock.now()``.
+
+    ``max_batches`` stops after that many committed batches, leaving the run resumable
+    (the report says ``complete=False``); ``on_batch(category, n)`` is called after each
+    committed batch. The access-log cut runs only in a sweep over all tenants.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    now = vault.clock.now()
+    report = SweepReport(dry_run=dry_run, at=now)
+    async with vault.db.sessions() as s:
+        tenants = [t for t in await list_tenants(s) if tenant_id is None or t.id == tenant_id]
+    budget = [max_batches] if max_batches is not None else None
+    policies: list[RetentionPolicy] = []
+    for tenant in tenants:
+        retention = retention_of(tenant)
+        policies.append(retention.policy)
+        sweeper = _TenantSweeper(vault, tenant, retention, now, dry_run=dry_run, batch_size=batch_size,
+                                 budget=budget, on_batch=on_batch)
+        report.tenants.append(sweeper.result)
+        await sweeper.start()
+        stopped = False
+        try:
+            await sweeper.run()
+        except _BudgetSpentError:
+            stopped = True
+        finally:
+            await vault.audit.record(
+                actor=actor, action="retention.dry_run" if dry_run else "retention.sweep", tenant_id=tenant.id,
+                object_type="sweep_run", object_id=sweeper.result.run_id,
+                details={"complete": sweeper.result.complete, "resumed": sweeper.result.resumed,
+                         "counts": sweeper.result.counts},
+            )
+        if stopped:
+            report.complete = False
+            return report
+    if tenant_id is None:
+        report.logs = await _sweep_logs(vault, policies, now, dry_run=dry_run)
+    return report
+
+
+class JobRegistry(Protocol):
+    """What ``register_jobs`` needs of a scheduler (``jobs.scheduler.Scheduler`` fits)."""
+
+    def register(self, name: str, interval_s: float, fn: Callable[[], Awaitable[object]]) -> object: ...
+
+
+def register_jobs(scheduler: JobRegistry, vault: Vault, *, interval_s: float = 3600.0) -> None:
+    """Run the retention sweep on ``scheduler`` every ``interval_s`` (default hourly)."""
+
+    async def sweep() -> SweepReport:
+        return await run_sweep(vault)
+
+    scheduler.register(RETENTION_JOB, interval_s, sweep)
