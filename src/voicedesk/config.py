@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from voicedesk.domain.errors import ConfigError
 
 KEY_FILE_NAME = "master.key"
-LOCAL_TWILIO_TOKEN_FILE = "twilio-local.token"
+LOCAL_TWILIO_TOKEN_FILE = "twilio-local.token"  # noqa: S105 - a file name, not a secret
 
 
 class Settings(BaseSettings):
@@ -43,6 +43,7 @@ class Settings(BaseSettings):
 
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
+    twilio_sms_from: str | None = Field(default=None, description="SMS sender: number, alphanumeric id or MG…")
     twilio_api_base: str | None = Field(default=None, description="override, e.g. a local fake")
     twilio_region: str | None = None
     twilio_edge: str | None = None
@@ -60,7 +61,7 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
     smtp_from: str | None = None
-    smtp_starttls: bool = True
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
 
     eu_only: bool = True
     log_level: str = "INFO"

@@ -13,7 +13,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from voicedesk import __version__
-from voicedesk.bootstrap import open_vault
+from voicedesk.appointments.confirmations import Senders, send_due_reminders
+from voicedesk.bootstrap import build_senders, open_vault
+from voicedesk.calls.service import do_forget_expired_tokens
 from voicedesk.clock import Clock, SystemClock
 from voicedesk.config import Settings
 from voicedesk.domain.errors import ConfigError, VoicedeskError
@@ -40,6 +42,7 @@ class AppState:
     scheduler: Scheduler
     vault: Vault | None = None
     engines: Engines | None = None
+    senders: Senders = field(default_factory=Senders)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def require_vault(self) -> Vault:
@@ -80,6 +83,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engines: Engin
                 edge=settings.twilio_edge)
         for hook in app.state.startup_hooks:
             await hook(state)
+        state.senders = build_senders(settings)
+        _register_jobs(state)
         if settings.jobs_enabled:
             state.scheduler.start()
         try:
@@ -128,3 +133,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engines: Engin
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _register_jobs(state: AppState) -> None:
+    """The embedded deployment's periodic work; the same functions run on workers when scaled."""
+    vault = state.require_vault()
+
+    async def reminders() -> None:
+        await send_due_reminders(vault, state.senders, state.clock.now())
+
+    async def tokens() -> None:
+        await do_forget_expired_tokens(vault)
+
+    state.scheduler.register("appointment-reminders", 300, reminders)
+    state.scheduler.register("expired-call-tokens", 3600, tokens)
