@@ -192,11 +192,15 @@ async def run_call(
 
 
 async def _wait_prompt(call: EmulatedCall, plan: CallPlan) -> None:
-    """The opening prompt (announcement, greeting) must have played out before the caller speaks."""
+    """The opening prompt (announcement, greeting) must have played out before the caller speaks;
+    a server that sends none within ``greeting_timeout_s`` fails the call."""
     deadline = time.monotonic() + plan.greeting_timeout_s
     # The emulator exposes counters, not events, for arriving media: poll once per frame.
     while call.media_in == 0 and not call.ended.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(FRAME_S)
+    if call.media_in == 0:
+        # Both servers open with a prompt; one that arrives later would pass for a reply.
+        raise TimeoutError(f"no opening prompt within {plan.greeting_timeout_s:.0f} s")
     await call.wait_until_quiet(plan.quiet_s, timeout_s=60)
 
 
