@@ -134,6 +134,8 @@ class CallResult:
     max_lag_ms: float = 0.0
     resyncs: int = 0
     end_reason: str = ""
+    setup_ms: float | None = None  # webhook + TwiML + WebSocket open
+    prompt_ms: float | None = None  # stream open → first opening-prompt media
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,10 @@ async def run_call(
     call: EmulatedCall | None = None
     try:
         call = await emulator.place_call(to=plan.to_number, from_=f"+4915100{index:06d}")
-        await _wait_prompt(call, plan)
+        opened = time.monotonic()
+        result.setup_ms = round(1000 * (opened - t0), 1)
+        first_media = await _wait_prompt(call, plan)
+        result.prompt_ms = round(1000 * (first_media - opened), 1)
         for turn in range(plan.turns):
             heard = len(call.latencies)
             await call.say(utterances[turn % len(utterances)].pcm)
@@ -191,7 +196,7 @@ async def run_call(
     return result
 
 
-async def _wait_prompt(call: EmulatedCall, plan: CallPlan) -> None:
+async def _wait_prompt(call: EmulatedCall, plan: CallPlan) -> float:
     """The opening prompt (announcement, greeting) must have played out before the caller speaks;
     a server that sends none within ``greeting_timeout_s`` fails the call."""
     deadline = time.monotonic() + plan.greeting_timeout_s
@@ -201,7 +206,9 @@ async def _wait_prompt(call: EmulatedCall, plan: CallPlan) -> None:
     if call.media_in == 0:
         # Both servers open with a prompt; one that arrives later would pass for a reply.
         raise TimeoutError(f"no opening prompt within {plan.greeting_timeout_s:.0f} s")
+    first_media = time.monotonic()  # within one 20 ms poll of its arrival
     await call.wait_until_quiet(plan.quiet_s, timeout_s=60)
+    return first_media
 
 
 class LagProbe:
@@ -377,6 +384,10 @@ def _pct(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(np.asarray(values), q)) if len(values) else None
 
 
+def _ms_pct(values_ms: Sequence[float], q: float) -> float | None:
+    return round(float(np.percentile(np.asarray(values_ms), q)), 1) if values_ms else None
+
+
 def summarize(
     calls: list[dict[str, Any]],
     lags: Sequence[float],
@@ -419,6 +430,10 @@ def summarize(
         "lag_max_ms": None if not lags else round(1000 * max(lags), 2),
         "lagging": lag_p99 is not None and lag_p99 * 1000 > args.lag_flag_ms,
         "call_max_lag_ms": max((c["max_lag_ms"] for c in calls), default=None),
+        "setup_p50_ms": _ms_pct([c["setup_ms"] for c in calls if c["setup_ms"] is not None], 50),
+        "setup_p95_ms": _ms_pct([c["setup_ms"] for c in calls if c["setup_ms"] is not None], 95),
+        "prompt_p50_ms": _ms_pct([c["prompt_ms"] for c in calls if c["prompt_ms"] is not None], 50),
+        "prompt_p95_ms": _ms_pct([c["prompt_ms"] for c in calls if c["prompt_ms"] is not None], 95),
         "line_resyncs": sum(c["resyncs"] for c in calls),
         "latencies_ms": [round(1000 * x, 1) for x in latencies],
         "per_call": [{k: v for k, v in c.items() if k != "latencies"} for c in calls],
