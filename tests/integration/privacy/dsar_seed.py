@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from voicedesk.appointments.service import StoreDialogueTools
-from voicedesk.calls.service import do_finish_call, do_open_inbound_call
+from voicedesk.calls.service import do_finish_call, do_open_inbound_call, load_call_context
 from voicedesk.calls.sinks import CallRef, StoreConsentSink, StoreRecordingSink, StoreTurnSink
 from voicedesk.dialogue.tools import Preferences
-from voicedesk.domain.consent import ConsentDecision
+from voicedesk.domain.consent import ConsentDecision, ConsentTexts
 from voicedesk.store.models import Call, OutboxMessage, Tenant
 from voicedesk.store.repos import subjects as subject_repo
 from voicedesk.store.vault import Vault
@@ -92,10 +92,12 @@ async def seed_person(vault: Vault, tenant: Tenant, person: Person, *, slot: dt.
         subject_id, key_id = subject.id, subject.key_id
     ref = CallRef(tenant.id, opened.call_id, subject_id, key_id)
     consents = StoreConsentSink(vault, ref)
+    context = await load_call_context(vault, tenant.id, opened.call_id)
+    heard = ConsentTexts(context.announcement_version, context.announcement, context.consent_question)
     for purpose in ("recording", "transcription"):
         await consents.record(ConsentDecision(purpose=purpose, decision="granted", method="key",
-                                              at=vault.clock.now(), text_version="1:v1+q:v1", text_sha256="ab" * 32,
-                                              reason="key 1"))
+                                              at=vault.clock.now(), text_version=heard.version,
+                                              text_sha256=heard.sha256("ask"), reason="key 1"))
     turns = StoreTurnSink(vault, ref)
     await turns.add(TurnRecord(0, "assistant", "Praxis Dr. Müller, was kann ich für Sie tun?", 0, 2000))
     await turns.add(TurnRecord(1, "caller", f"Hier ist {person.name}, meine Nummer ist {person.phone}, "
