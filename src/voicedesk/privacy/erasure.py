@@ -21,7 +21,7 @@ are zeroed) and the WAL is checkpointed and truncated after an erasure. PostgreS
 dead row versions until ``VACUUM`` (autovacuum) reuses the pages: the rows are ciphertext
 under a destroyed key, so they are unreadable meanwhile, but operators who also want the
 ciphertext gone from disk at once should run ``VACUUM`` on the data tables after an erasure
-(see docs/privacy.md).
+(see docs/privacy-requests.md).
 """
 
 from __future__ import annotations

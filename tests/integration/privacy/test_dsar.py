@@ -29,6 +29,7 @@ from voicedesk.domain.profile import TenantProfile
 from voicedesk.integrations.email import SmtpEmail
 from voicedesk.integrations.sms import TwilioSms
 from voicedesk.privacy import dsar
+from voicedesk.privacy.consents import list_call_consents
 from voicedesk.privacy.export import do_export
 from voicedesk.store.models import AuditEntry, Consent, DsarRequest, Subject
 from voicedesk.store.repos import subjects as subject_repo
@@ -320,3 +321,26 @@ async def test_another_tenants_request_is_not_found_like_a_missing_one(vault: Va
         await dsar.do_confirm_by_staff(vault, view.id, actor=STAFF, tenant_id=other.id)
     mine = await dsar.list_requests(vault, actor=STAFF, tenant_slug="harbor-auto")
     assert mine == []
+
+
+@pytest.mark.req("R-14")
+@pytest.mark.req("R-4.2")
+async def test_consent_records_of_a_call_point_to_the_text_version_heard(vault: Vault) -> None:
+    tenant = await make_tenant(vault)
+    other = await make_tenant(vault, slug="harbor-auto")
+    alice = await seed_person(vault, tenant, ALICE, slot=thursday(9))
+    by_sid = await list_call_consents(vault, alice.call_sid, actor=STAFF)
+    by_id = await list_call_consents(vault, str(alice.call_id), actor=STAFF)
+    assert by_sid == by_id and by_sid.call_id == alice.call_id
+    assert [(r.purpose, r.decision, r.method, r.hash_matches) for r in by_sid.records] == [
+        ("recording", "granted", "key", True), ("transcription", "granted", "key", True)]
+    assert sorted((t.kind, t.language, t.version) for t in by_sid.heard) == [
+        ("announcement", "de", 1), ("consent_question", "de", 1)]
+    assert any("KI-Assistenten" in t.text for t in by_sid.heard)
+    with pytest.raises(NotFoundError) as foreign:
+        await list_call_consents(vault, alice.call_sid, actor=STAFF, tenant_id=other.id)
+    with pytest.raises(NotFoundError) as missing:
+        await list_call_consents(vault, "CA" + "0" * 32, actor=STAFF)
+    assert foreign.value.to_dict() == missing.value.to_dict()
+    entries = await _audit(vault, "consent.read")
+    assert [e.details for e in entries] == [{"count": 2}, {"count": 2}]
