@@ -192,8 +192,11 @@ def framework(levels: Sequence[int], turns: int, peer_py: Path) -> list[dict[str
             print(f"[bench] {spec.label}: {calls} call(s), ramp {ramp:.0f} s …", flush=True)
             try:
                 with served(spec, port, OUT / "logs" / f"{spec.target}-{calls}.log") as pid:
+                    before = stage_histograms(port) if spec.target == "voicedesk" else {}
                     row = loadgen(port, pid, spec.target, calls, out, ["--ramp", str(ramp), "--turns", str(turns)])
-            except (RuntimeError, subprocess.SubprocessError) as exc:
+                    if spec.target == "voicedesk":
+                        row["stages"] = stage_delta(before, stage_histograms(port))
+            except (RuntimeError, subprocess.SubprocessError, httpx.HTTPError) as exc:
                 row = {"target": spec.target, "calls": calls, "error": str(exc)}
             row["label"] = spec.label
             rows.append(row)
@@ -268,21 +271,39 @@ def _over(row: dict[str, Any], key: str) -> str:
 def framework_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| calls | server | failed calls | turns | v2v p50 ms | p95 | p99 | overhead p50 ms | overhead p95 "
-        "| CPU s / call-min | peak RSS MB | gen lag p99 ms | other CPU s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| CPU s / call-min | peak RSS MB | setup p50/p95 ms | prompt p50/p95 ms | gen lag p99 ms | other CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['calls']} | {r['label']} | error: {r['error'][:80]} |" + " |" * 10)
+            lines.append(f"| {r['calls']} | {r['label']} | error: {r['error'][:80]} |" + " |" * 12)
             continue
         cells = [
             r["calls"], r["label"], r["failed_calls"], r["turns_measured"],
             _fmt(r["v2v_p50_ms"]), _fmt(r["v2v_p95_ms"]), _fmt(r["v2v_p99_ms"]),
             _over(r, "v2v_p50_ms"), _over(r, "v2v_p95_ms"),
             _fmt(r["cpu_s_per_call_minute"]), _fmt(r["server_peak_rss_mb"]),
+            f"{_fmt(r.get('setup_p50_ms'))} / {_fmt(r.get('setup_p95_ms'))}",
+            f"{_fmt(r.get('prompt_p50_ms'))} / {_fmt(r.get('prompt_p95_ms'))}",
             _fmt(r["lag_p99_ms"]) + (" ⚠" if r["lagging"] else ""), _fmt(r.get("other_cpu_s")),
         ]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def standin_stage_table(rows: list[dict[str, Any]]) -> str:
+    """voicedesk's own view of the stand-in turns (server clock, from ``/metrics``)."""
+    lines = [
+        "| calls | " + " | ".join(f"{s} mean ms" for s in STAGES) + " | sum of means ms |",
+        "|---|" + "---|" * (len(STAGES) + 1),
+    ]
+    for r in rows:
+        stages = r.get("stages") or {}
+        if r.get("target") != "voicedesk" or not stages:
+            continue
+        means = [stages[s]["mean_ms"] if s in stages else None for s in STAGES]
+        total = round(sum(m for m in means if m is not None), 1)
+        lines.append(f"| {r['calls']} | " + " | ".join(_fmt(m) for m in means) + f" | {total} |")
     return "\n".join(lines)
 
 
@@ -290,12 +311,12 @@ def real_table(rows: list[dict[str, Any]]) -> str:
     head = " | ".join(f"{s} mean/p50 ms" for s in STAGES)
     lines = [
         f"| language | calls | failed | turns | v2v p50 ms | p95 | CPU s / call-min | peak RSS MB | {head} "
-        "| gen lag p99 ms |",
-        "|---|---|---|---|---|---|---|---|" + "---|" * len(STAGES) + "---|",
+        "| gen lag p99 ms | other CPU s |",
+        "|---|---|---|---|---|---|---|---|" + "---|" * len(STAGES) + "---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['language']} | {r['calls']} | error: {r['error'][:80]} |" + " |" * (7 + len(STAGES)))
+            lines.append(f"| {r['language']} | {r['calls']} | error: {r['error'][:80]} |" + " |" * (8 + len(STAGES)))
             continue
         stages = r.get("stages", {})
         cells = " | ".join(
@@ -305,6 +326,7 @@ def real_table(rows: list[dict[str, Any]]) -> str:
             r["language"], r["calls"], r["failed_calls"], r["turns_measured"],
             _fmt(r["v2v_p50_ms"]), _fmt(r["v2v_p95_ms"]), _fmt(r["cpu_s_per_call_minute"]),
             _fmt(r["server_peak_rss_mb"]), cells, _fmt(r["lag_p99_ms"]) + (" ⚠" if r["lagging"] else ""),
+            _fmt(r.get("other_cpu_s")),
         ]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
     return "\n".join(lines)
@@ -358,10 +380,17 @@ def write_results(sections: dict[str, Any], path: Path) -> None:
             "dialogue/LLM stand-in 200 ms, TTS stand-in 100 ms (`asyncio.sleep`, no CPU), so the floor is "
             f"{FLOOR_MS:.0f} ms. v2v = caller's last voiced frame sent → first assistant `media` received. "
             "Overhead = v2v − floor. CPU = server process tree CPU seconds per minute of call. "
+            "setup = webhook + TwiML + WebSocket open; prompt = stream open → first opening-prompt audio "
+            "(a call with no prompt within 6 s fails). "
             "'other CPU s' = busy CPU seconds of processes other than server and generator during the run "
             "(a shared box inflates latencies when it is high). ⚠ = the generator lagged (p99 > 5 ms).",
             "",
             framework_table(sections["framework"]),
+            "",
+            "voicedesk's own stage timings for the same stand-in turns (server side, `/metrics`; "
+            "endpoint = its last voiced frame → end of turn, on the stream clock):",
+            "",
+            standin_stage_table(sections["framework"]),
             "",
         ]
     if sections.get("real"):
@@ -374,7 +403,9 @@ def write_results(sections: dict[str, Any], path: Path) -> None:
             real_table(sections["real"]),
             "",
         ]
-    parts += sections.get("notes", [])
+    findings = BENCH / "FINDINGS.md"  # hand-written analysis of the latest figures, kept with them
+    if findings.exists():
+        parts += ["", findings.read_text().strip()]
     path.write_text("\n".join(parts) + "\n")
 
 
