@@ -39,15 +39,16 @@ import calendar
 import datetime as dt
 import uuid
 import zoneinfo
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicedesk.domain.errors import ErasedError, IntegrityError
 from voicedesk.domain.retention import (
+    OUTCOME_CATEGORIES,
     Action,
     DataCategory,
     RetentionPolicy,
@@ -61,6 +62,7 @@ from voicedesk.store.models import (
     Call,
     Consent,
     Contact,
+    LegalHold,
     Message,
     OutboxMessage,
     Recording,
@@ -86,7 +88,9 @@ __all__ = [
 
 SYSTEM = "system:retention"
 RETENTION_JOB = "retention-sweep"
-CALL_CATEGORIES = (DataCategory.RECORDINGS, DataCategory.TRANSCRIPTS, DataCategory.CALL_METADATA)
+# Metadata first: anonymising a call takes what is still attached to it along, so the
+# recordings and transcripts walks that follow only meet calls that are still personal.
+CALL_CATEGORIES = (DataCategory.CALL_METADATA, DataCategory.TRANSCRIPTS, DataCategory.RECORDINGS)
 TENANT_CATEGORIES = (*CALL_CATEGORIES, DataCategory.CUSTOMER_DATA)
 _FRINGE = dt.timedelta(days=4)
 
@@ -174,7 +178,20 @@ class SweepReport:
     def records(self) -> int:
         """Records removed or anonymised (or that would be); held and skipped ones excluded."""
         return sum(n for actions in self.totals().values() for a, n in actions.items()
-                   if a not in {"held", "calls"})
+                   if a != "held")
+
+
+@dataclass
+class _Batch:
+    """Calls to process (rows) and a predicate that selects exactly them."""
+
+    calls: list[Any]
+    scope: Any
+
+    def ids(self) -> list[uuid.UUID]:
+        # Child tables are reached by explicit ids: an IN (subquery) lets PostgreSQL pick a
+        # hash join over the whole child table per batch, which makes the sweep quadratic.
+        return [r.id for r in self.calls]
 
 
 class _BudgetSpentError(Exception):
@@ -207,6 +224,14 @@ def _window(category: DataCategory, policy: RetentionPolicy, now: dt.datetime) -
     return _months_before(now, amount if unit == "months" else 12 * amount) + _FRINGE
 
 
+def _sure_cutoff(category: DataCategory, policy: RetentionPolicy, now: dt.datetime) -> dt.datetime:
+    """Every reference time up to this has expired at ``now`` (see ``_window``)."""
+    amount, unit = policy.period(category)
+    if unit == "days":
+        return now - dt.timedelta(days=amount)
+    return _months_before(now, amount if unit == "months" else 12 * amount)
+
+
 def _after_call(after: Sequence[str] | None, ts_col: Any, id_col: Any) -> Any:
     if not after:
         return None
@@ -234,11 +259,13 @@ class _TenantSweeper:
         self.progress: dict[str, Any] = {}
         self.held = HeldSet(frozenset(), frozenset())
         self.batches = 0
+        self.floors: dict[str, str] = {}
 
     # progress --------------------------------------------------------------------------
     async def start(self) -> None:
         async with self.vault.db.transaction() as s:
             self.held = await active_holds(s, self.tid)
+            await self._load_floors(s)
             if self.dry_run:
                 return
             run = (await s.scalars(select(SweepRun).where(SweepRun.tenant_id == self.tid,
@@ -256,6 +283,40 @@ class _TenantSweeper:
                 run.cutoff_at = self.now
             self.result.run_id = run.id
         self.result.run_counts = {k: dict(v) for k, v in self.progress.get("counts", {}).items()}
+
+    def _floor_tag(self, category: DataCategory) -> list[Any]:
+        amount, unit = self.policy.period(category)
+        mode = self.retention.transcripts.value if category is DataCategory.TRANSCRIPTS else ""
+        return [amount, unit, mode]
+
+    async def _load_floors(self, s: AsyncSession) -> None:
+        """Where the last finished run left each call category, so old calls are not walked again.
+
+        Valid only while the period (and transcript mode) is unchanged and no hold was
+        released since that run started (released holds expose older records again).
+        """
+        prev = (await s.scalars(select(SweepRun).where(SweepRun.tenant_id == self.tid,
+                                                       SweepRun.finished_at.is_not(None))
+                                .order_by(SweepRun.finished_at.desc()).limit(1))).first()
+        floors = (prev.progress or {}).get("floors", {}) if prev is not None else {}
+        if not floors or prev is None:
+            return
+        released = await s.scalar(select(func.count()).select_from(LegalHold).where(
+            LegalHold.tenant_id == self.tid, LegalHold.released_at.is_not(None),
+            LegalHold.released_at >= prev.started_at))
+        if released:
+            return
+        for category in CALL_CATEGORIES:
+            floor = floors.get(category.value)
+            if isinstance(floor, dict) and floor.get("tag") == self._floor_tag(category):
+                self.floors[category.value] = str(floor["through"])
+
+    def _new_floors(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for category in CALL_CATEGORIES:
+            through = _sure_cutoff(category, self.policy, self.now)
+            out[category.value] = {"through": through.isoformat(), "tag": self._floor_tag(category)}
+        return out
 
     def _count(self, category: DataCategory, action: str, n: int) -> None:
         _add(self.result.counts, category.value, action, n)
@@ -297,10 +358,16 @@ class _TenantSweeper:
             return
         async with self.vault.db.transaction() as s:
             await s.execute(update(SweepRun).where(SweepRun.id == self.result.run_id)
-                            .values(progress=self._snapshot(), finished_at=self.vault.clock.now()))
+                            .values(progress={**self._snapshot(), "floors": self._new_floors()},
+                                    finished_at=self.vault.clock.now()))
 
     async def run(self) -> None:
-        for category in TENANT_CATEGORIES:
+        order = list(TENANT_CATEGORIES)
+        if self.retention.transcripts is Action.ANONYMISE:
+            # Redact before anonymising metadata, which would delete unredacted turns.
+            order.remove(DataCategory.TRANSCRIPTS)
+            order.insert(0, DataCategory.TRANSCRIPTS)
+        for category in order:
             state = self._state(category)
             if state.get("done"):
                 continue
@@ -318,83 +385,107 @@ class _TenantSweeper:
     def _expired(self, category: DataCategory, reference: dt.datetime) -> bool:
         return is_expired(category, self.policy, reference, self.now)
 
-    # recordings ------------------------------------------------------------------------
-    async def _recordings(self, state: dict[str, Any]) -> None:
-        cat = DataCategory.RECORDINGS
-        upper = _window(cat, self.policy, self.now)
+    # walking the calls ---------------------------------------------------------------
+    async def _walk_calls(
+        self, category: DataCategory, state: dict[str, Any], *columns: Any, where: Any = None,
+    ) -> AsyncIterator[_Batch]:
+        """Batches of the tenant's calls whose ``category`` period has run out and no hold protects.
+
+        Walks (started_at, id) from the cursor in ``state`` (or from the floor the last
+        finished run left, see ``_load_floors``); each yielded batch advances the cursor,
+        which the caller persists with the batch's changes. A batch's ``scope`` selects
+        exactly its calls by key range (minus held and not-yet-expired ones), so the
+        changes are set-based statements, not lists of ids.
+        """
+        upper = _window(category, self.policy, self.now)
+        sure = _sure_cutoff(category, self.policy, self.now)
+        if not state.get("after"):
+            floor = self.floors.get(category.value)
+            if floor:
+                state["after"] = [floor, uuid.UUID(int=0).hex]
         while True:
-            q = (select(Recording.id, Recording.blob_key, Recording.call_id, Call.subject_id, Call.started_at)
-                 .join(Call, Call.id == Recording.call_id)
-                 .where(Recording.tenant_id == self.tid, Call.tenant_id == self.tid, Call.started_at <= upper)
-                 .order_by(Call.started_at, Recording.id).limit(self.batch_size))
-            cond = _after_call(state.get("after"), Call.started_at, Recording.id)
-            async with self.vault.db.sessions() as s:
-                rows = (await s.execute(q if cond is None else q.where(cond))).all()
+            q = (select(Call.id, Call.subject_id, Call.started_at, *columns)
+                 .where(Call.tenant_id == self.tid, Call.started_at <= upper)
+                 .order_by(Call.started_at, Call.id).limit(self.batch_size))
+            if where is not None:
+                q = q.where(where)
+            cond = _after_call(state.get("after"), Call.started_at, Call.id)
+            async with self.vault.db.engine.connect() as conn:  # Core rows: no ORM loading cost
+                rows = (await conn.execute(q if cond is None else q.where(cond))).all()
             if not rows:
                 return
             todo = []
+            skipped = []
             for r in rows:
-                if not self._expired(cat, r.started_at):
-                    continue
-                if self.held.covers_call(r.call_id, r.subject_id):
-                    self._count(cat, "held", 1)
+                if r.started_at > sure and not self._expired(category, r.started_at):
+                    skipped.append(r.id)
+                elif self.held.covers_call(r.id, r.subject_id):
+                    self._count(category, "held", 1)
+                    skipped.append(r.id)
                 else:
                     todo.append(r)
-            state["after"] = _key(rows[-1].started_at, rows[-1].id)
+            last, first = rows[-1], rows[0]
+            # Plain bounds first so the (tenant_id, started_at, id) index serves the range.
+            scope = [Call.tenant_id == self.tid, Call.started_at >= first.started_at,
+                     Call.started_at <= last.started_at,
+                     or_(Call.started_at < last.started_at, and_(Call.started_at == last.started_at,
+                                                                 Call.id <= last.id))]
+            if cond is not None:
+                scope.append(cond)
+            if where is not None:
+                scope.append(where)
+            if skipped:
+                scope.append(Call.id.not_in(skipped))
+            state["after"] = _key(last.started_at, last.id)
+            yield _Batch(todo, and_(*scope))
+
+    # recordings ------------------------------------------------------------------------
+    async def _recordings(self, state: dict[str, Any]) -> None:
+        cat = DataCategory.RECORDINGS
+        async for batch in self._walk_calls(cat, state, where=Call.anonymised_at.is_(None)):
             if self.dry_run:
-                self._count(cat, "deleted", len(todo))
+                self._count(cat, "deleted", await self._count_rows(Recording, batch) if batch.calls else 0)
                 continue
-            for r in todo:
-                await self.vault.blobs.delete(r.blob_key)
             async with self.vault.db.transaction() as s:
-                if todo:
-                    res = await s.execute(delete(Recording).where(Recording.id.in_([r.id for r in todo])))
-                    self._count(cat, "deleted", _rowcount(res))
+                if batch.calls:
+                    self._count(cat, "deleted", await self._delete_recordings(s, batch))
                 await self._save_progress(s)
             await self._batch_done(cat)
+
+    async def _count_rows(self, model: type[Recording] | type[Turn], batch: _Batch) -> int:
+        q = select(func.count()).select_from(model).where(model.call_id.in_(batch.ids()))
+        if model is Turn:
+            q = q.where(Turn.redacted_at.is_(None))
+        async with self.vault.db.engine.connect() as conn:
+            return int((await conn.execute(q)).scalar() or 0)
+
+    async def _delete_recordings(self, s: AsyncSession, batch: _Batch) -> int:
+        """Blobs first, then rows (inside the batch's transaction): a crash never leaves a readable orphan."""
+        blobs = (await s.scalars(select(Recording.blob_key).where(Recording.call_id.in_(batch.ids())))).all()
+        for name in blobs:
+            await self.vault.blobs.delete(name)
+        if not blobs:
+            return 0
+        return _rowcount(await s.execute(delete(Recording).where(Recording.call_id.in_(batch.ids()))))
 
     # transcripts -----------------------------------------------------------------------
     async def _transcripts(self, state: dict[str, Any]) -> None:
         cat = DataCategory.TRANSCRIPTS
-        upper = _window(cat, self.policy, self.now)
-        unredacted = exists().where(Turn.call_id == Call.id, Turn.redacted_at.is_(None))
         redact = self.retention.transcripts is Action.ANONYMISE
-        while True:
-            q = (select(Call.id, Call.subject_id, Call.started_at, Call.language, Call.from_enc,
-                        Call.caller_name_enc)
-                 .where(Call.tenant_id == self.tid, Call.started_at <= upper, unredacted)
-                 .order_by(Call.started_at, Call.id).limit(self.batch_size))
-            cond = _after_call(state.get("after"), Call.started_at, Call.id)
-            async with self.vault.db.sessions() as s:
-                rows = (await s.execute(q if cond is None else q.where(cond))).all()
-            if not rows:
-                return
-            todo = []
-            for r in rows:
-                if not self._expired(cat, r.started_at):
-                    continue
-                if self.held.covers_call(r.id, r.subject_id):
-                    self._count(cat, "held", 1)
-                else:
-                    todo.append(r)
-            state["after"] = _key(rows[-1].started_at, rows[-1].id)
-            ids = [r.id for r in todo]
+        async for batch in self._walk_calls(cat, state, Call.language, Call.from_enc, Call.caller_name_enc,
+                                            where=Call.anonymised_at.is_(None)):
             if self.dry_run:
-                if ids:
-                    async with self.vault.db.sessions() as s:
-                        n = await s.scalar(select(func.count()).select_from(Turn).where(
-                            Turn.call_id.in_(ids), Turn.redacted_at.is_(None)))
-                    self._count(cat, "redacted" if redact else "deleted", int(n or 0))
-                    self._count(cat, "calls", len(ids))
+                if batch.calls:
+                    self._count(cat, "redacted" if redact else "deleted", await self._count_rows(Turn, batch))
                 continue
-            if redact and todo:
-                await self._redact_turns(state, todo)
+            if redact and batch.calls:
+                await self._redact_turns(state, batch.calls)
             else:
                 async with self.vault.db.transaction() as s:
-                    if ids:
-                        res = await s.execute(delete(Turn).where(Turn.call_id.in_(ids), Turn.redacted_at.is_(None)))
+                    if batch.calls:
+                        res = await s.execute(delete(Turn).where(Turn.call_id.in_(batch.ids()),
+                                                                 Turn.redacted_at.is_(None)))
                         self._count(cat, "deleted", _rowcount(res))
-                        self._count(cat, "calls", len(ids))
                     await self._save_progress(s)
             await self._batch_done(cat)
 
@@ -496,76 +587,53 @@ class _TenantSweeper:
                 await s.execute(delete(Turn).where(Turn.id.in_(gone)))
             self._count(cat, "redacted", len(values))
             self._count(cat, "deleted", len(gone))
-            self._count(cat, "calls", len(calls))
             await self._save_progress(s)
 
     # call metadata ---------------------------------------------------------------------
     async def _metadata(self, state: dict[str, Any]) -> None:
         cat = DataCategory.CALL_METADATA
-        upper = _window(cat, self.policy, self.now)
-        while True:
-            q = (select(Call.id, Call.subject_id, Call.started_at, Call.duration_s, Call.direction, Call.status,
-                        Call.outcome, Call.language)
-                 .where(Call.tenant_id == self.tid, Call.started_at <= upper, Call.anonymised_at.is_(None))
-                 .order_by(Call.started_at, Call.id).limit(self.batch_size))
-            cond = _after_call(state.get("after"), Call.started_at, Call.id)
-            async with self.vault.db.sessions() as s:
-                rows = (await s.execute(q if cond is None else q.where(cond))).all()
-            if not rows:
-                return
-            todo = []
-            for r in rows:
-                if not self._expired(cat, r.started_at):
-                    continue
-                if self.held.covers_call(r.id, r.subject_id):
-                    self._count(cat, "held", 1)
-                else:
-                    todo.append(r)
-            state["after"] = _key(rows[-1].started_at, rows[-1].id)
+        async for batch in self._walk_calls(cat, state, Call.duration_s, Call.direction, Call.status, Call.outcome,
+                                            Call.language, where=Call.anonymised_at.is_(None)):
             if self.dry_run:
-                self._count(cat, "anonymised", len(todo))
+                self._count(cat, "anonymised", len(batch.calls))
                 continue
-            await self._anonymise(todo)
+            await self._anonymise(batch)
             await self._batch_done(cat)
+        await self._unlink_anonymised_calls()
 
-    async def _anonymise(self, todo: Sequence[Any]) -> None:
-        ids = [r.id for r in todo]
-        now = self.vault.clock.now()
-        values: list[dict[str, Any]] = []
-        for r in todo:
+    async def _anonymise(self, batch: _Batch) -> None:
+        days: set[dt.date] = set()
+        for r in batch.calls:
             kept = anonymise_call_metadata({
                 "id": r.id, "tenant_id": self.tid, "started_at": r.started_at.astimezone(self.zone),
                 "duration_seconds": r.duration_s, "direction": r.direction, "status": r.status,
                 "outcome_category": r.outcome, "language": r.language,
             })
-            day = dt.datetime.combine(kept["date"], dt.time(), tzinfo=self.zone).astimezone(dt.UTC)
-            values.append({
-                "id": r.id, "started_at": day, "duration_s": kept["duration_seconds"],
-                "direction": kept["direction"], "status": kept["status"], "outcome": kept["outcome_category"],
-                "language": kept["language"], "anonymised_at": now,
-                "subject_id": None, "from_enc": None, "caller_name_enc": None, "summary_enc": None,
-                "provider_call_id": None, "to_number": None, "answered_at": None, "ended_at": None,
-                "instance_id": None, "recording_consent": None, "twiml_answer": None,
-            })
-        recordings: list[Any] = []
-        if ids:
-            async with self.vault.db.sessions() as s:
-                recordings = list((await s.execute(select(Recording.id, Recording.blob_key)
-                                                   .where(Recording.call_id.in_(ids)))).all())
-            for rec in recordings:
-                await self.vault.blobs.delete(rec.blob_key)
+            days.add(kept["date"])
         async with self.vault.db.transaction() as s:
-            if ids:
-                if recordings:
-                    res = await s.execute(delete(Recording).where(Recording.id.in_([r.id for r in recordings])))
-                    self._count(DataCategory.RECORDINGS, "deleted", _rowcount(res))
-                res = await s.execute(delete(Turn).where(Turn.call_id.in_(ids), Turn.redacted_at.is_(None)))
+            if batch.calls:
+                self._count(DataCategory.RECORDINGS, "deleted", await self._delete_recordings(s, batch))
+                res = await s.execute(delete(Turn).where(Turn.call_id.in_(batch.ids()), Turn.redacted_at.is_(None)))
                 self._count(DataCategory.TRANSCRIPTS, "deleted", _rowcount(res))
-                for model in (Consent, Appointment, Message):
-                    await s.execute(update(model).where(model.call_id.in_(ids)).values(call_id=None))
-                await s.execute(update(Call), values)
-                self._count(DataCategory.CALL_METADATA, "anonymised", len(values))
+                await s.execute(update(Consent).where(Consent.call_id.in_(batch.ids())).values(call_id=None))
+                now = self.vault.clock.now()
+                for day in sorted(days):  # a batch spans few days: one statement each
+                    start = dt.datetime.combine(day, dt.time(), tzinfo=self.zone)
+                    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=self.zone)
+                    scope = and_(batch.scope, Call.started_at >= start, Call.started_at < end)
+                    await s.execute(anonymise_calls_statement(scope, start.astimezone(dt.UTC), now))
+                self._count(DataCategory.CALL_METADATA, "anonymised", len(batch.calls))
             await self._save_progress(s)
+
+    async def _unlink_anonymised_calls(self) -> None:
+        """Appointments and messages keep no link to an anonymised call (one statement each per sweep)."""
+        if self.dry_run:
+            return
+        anonymised = select(Call.id).where(Call.tenant_id == self.tid, Call.anonymised_at.is_not(None))
+        async with self.vault.db.transaction() as s:
+            for model in (Appointment, Message):
+                await s.execute(update(model).where(model.tenant_id == self.tid, model.call_id.is_not(None),
+                                                    model.call_id.in_(anonymised)).values(call_id=None))
 
     # customer data ---------------------------------------------------------------------
     async def _customers(self, state: dict[str, Any]) -> None:
@@ -619,6 +687,35 @@ class _TenantSweeper:
                 res = await s.execute(delete(Subject).where(Subject.tenant_id == self.tid, Subject.id.in_(ids)))
                 self._count(cat, "deleted", _rowcount(res))
             await self._save_progress(s)
+
+
+def anonymised_duration_sql(column: Any) -> Any:
+    """``anonymise_call_metadata``'s duration rule in SQL: whole seconds rounded to 10, halves to even.
+
+    Python's ``round`` rounds halves to even, so 5 -> 0, 15 -> 20, 25 -> 20; a test checks
+    this expression against the domain function on every duration up to an hour.
+    """
+    return case((column % 20 == 5, column - 5), else_=(column + 5) // 10 * 10)
+
+
+def anonymised_outcome_sql(column: Any) -> Any:
+    """``anonymise_call_metadata``'s outcome rule in SQL: outside ``OUTCOME_CATEGORIES`` becomes ``other``."""
+    return case((column.in_(sorted(OUTCOME_CATEGORIES)), column), else_=literal("other"))
+
+
+def anonymise_calls_statement(scope: Any, day: dt.datetime, now: dt.datetime) -> Any:
+    """One set-based UPDATE that anonymises the calls in ``scope``, all started on ``day``.
+
+    Kept: the date (as the start of that day in the tenant's zone), the duration rounded
+    and the outcome category (both by the domain's rules, see above), direction, status and
+    language. Dropped: numbers, names, summary, carrier id, subject link, exact times.
+    """
+    return (update(Call).where(scope).values(
+        started_at=day, duration_s=anonymised_duration_sql(Call.duration_s),
+        outcome=anonymised_outcome_sql(Call.outcome), anonymised_at=now, subject_id=None, from_enc=None,
+        caller_name_enc=None, summary_enc=None, provider_call_id=None, to_number=None, answered_at=None,
+        ended_at=None, instance_id=None, recording_consent=None, twiml_answer=None,
+    ).execution_options(synchronize_session=False))
 
 
 def _rowcount(result: Any) -> int:

@@ -10,17 +10,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from tests.support.factories import make_tenant
 
 from voicedesk.clock import FixedClock
 from voicedesk.domain.errors import ErasedError, NotFoundError
-from voicedesk.domain.retention import Action, DataCategory, RetentionPolicy, expiry
+from voicedesk.domain.retention import (
+    OUTCOME_CATEGORIES,
+    Action,
+    DataCategory,
+    RetentionPolicy,
+    anonymise_call_metadata,
+    expiry,
+)
 from voicedesk.jobs.scheduler import Scheduler
 from voicedesk.privacy.holds import do_add_legal_hold, do_release_legal_hold, list_legal_holds
 from voicedesk.privacy.retention import (
     RETENTION_JOB,
     TenantRetention,
+    anonymise_calls_statement,
     register_jobs,
     run_sweep,
     tenant_retention,
@@ -363,7 +371,7 @@ async def test_transcripts_kept_for_statistics_are_redacted_and_unlinked(vault: 
         return TenantRetention(base.policy, Action.ANONYMISE, base.timezone)
 
     report = await run_sweep(vault, retention_of=keep_redacted)
-    assert report.totals()["transcripts"] == {"redacted": 3, "calls": 1}
+    assert report.totals()["transcripts"] == {"redacted": 3}
     async with vault.db.sessions() as s:
         turns = (await s.scalars(select(Turn).where(Turn.call_id == seeded.call_id).order_by(Turn.seq))).all()
     assert len(turns) == 3 and all(t.redacted_at == now and t.tool_calls_enc is None for t in turns)
@@ -415,3 +423,24 @@ async def test_the_scheduler_runs_the_sweep(vault: Vault, clock: FixedClock) -> 
     assert await scheduler.run_once(RETENTION_JOB)
     assert scheduler.jobs[RETENTION_JOB].failures == 0
     assert not await vault.blobs.exists(old.blob or "")
+
+
+@pytest.mark.req("R-7.3")
+async def test_set_based_anonymisation_follows_the_domain_rule(vault: Vault, clock: FixedClock) -> None:
+    tenant = await make_tenant(vault)
+    now = clock.now()
+    outcomes = [*sorted(OUTCOME_CATEGORIES), None, "Frau Kowalczyk ruft zurück"]
+    rows: list[dict[str, Any]] = [
+        {"id": uuid.uuid4(), "tenant_id": tenant.id, "provider": "twilio", "direction": "inbound", "language": "de",
+         "status": "completed", "started_at": now, "duration_s": d, "outcome": outcomes[d % len(outcomes)]}
+        for d in range(3601)
+    ]
+    async with vault.db.transaction() as s:
+        await s.execute(insert(Call), rows)
+        await s.execute(anonymise_calls_statement(Call.tenant_id == tenant.id, now, now))
+    async with vault.db.sessions() as s:
+        got = {c.id: (c.duration_s, c.outcome) for c in (await s.scalars(select(Call))).all()}
+    for row in rows:
+        want = anonymise_call_metadata({**row, "duration_seconds": row["duration_s"],
+                                        "outcome_category": row["outcome"]})
+        assert got[row["id"]] == (want["duration_seconds"], want["outcome_category"]), row["duration_s"]
