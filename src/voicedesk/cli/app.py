@@ -164,6 +164,7 @@ def main() -> None:
     from voicedesk.cli import chat as _chat  # noqa: F401 - registers the command
     from voicedesk.cli import doctor as _doctor  # noqa: F401 - registers the command
     from voicedesk.cli import privacy as _privacy  # noqa: F401 - registers the dsar and consent commands
+    from voicedesk.cli import reports as _reports  # noqa: F401 - registers retention, report, e2e, decrypt, training
     from voicedesk.cli import softphone as _softphone  # noqa: F401 - registers the command
 
     try:
