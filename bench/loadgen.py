@@ -127,6 +127,7 @@ class CallResult:
     error: str | None = None
     latencies: list[float] = field(default_factory=list)  # seconds, one per answered turn
     missed_turns: int = 0
+    stale_replies: int = 0
     seconds: float = 0.0
     media_in: int = 0
     marks_echoed: int = 0
@@ -145,6 +146,7 @@ class CallPlan:
     greeting_timeout_s: float
     turn_timeout_s: float
     to_number: str
+    min_latency_s: float  # anything faster cannot be the reply to this turn
 
 
 async def run_call(
@@ -174,6 +176,11 @@ async def run_call(
                 # No answer: the caller hangs up (a late answer must not pass for the next reply).
                 result.missed_turns += 1
                 break
+            if call.latencies[-1].seconds < plan.min_latency_s:
+                # Audio this early is the tail of something said before (an overloaded server that
+                # paused mid-prompt), not the reply: the turn failed.
+                result.stale_replies += 1
+                break
             await call.wait_until_quiet(plan.quiet_s, timeout_s=60)
         if call.ended.is_set():
             result.error = f"call ended early ({call.end_reason})"
@@ -185,14 +192,14 @@ async def run_call(
                 await call.hang_up()
     result.seconds = time.monotonic() - t0
     if call is not None:
-        result.latencies = [sample.seconds for sample in call.latencies]
+        result.latencies = [x.seconds for x in call.latencies if x.seconds >= plan.min_latency_s]
         result.media_in = call.media_in
         result.marks_echoed = len(call.marks_echoed)
         result.clears = call.clears
         result.max_lag_ms = round(1000 * call.max_lag_s, 2)
         result.resyncs = call.resyncs
         result.end_reason = call.end_reason
-    result.ok = result.error is None and result.missed_turns == 0
+    result.ok = result.error is None and result.missed_turns == 0 and result.stale_replies == 0
     return result
 
 
@@ -251,6 +258,7 @@ async def _run_calls(
         greeting_timeout_s=args.greeting_timeout,
         turn_timeout_s=args.turn_timeout,
         to_number=args.to,
+        min_latency_s=args.min_latency_ms / 1000,
     )
     utterances = load_utterances(args.language, Path(args.cache))
     limits = httpx.Limits(max_connections=max(20, len(indices)), max_keepalive_connections=50)
@@ -402,7 +410,7 @@ def summarize(
     failures: dict[str, int] = {}
     for c in calls:
         if not c["ok"]:
-            key = c["error"] or f"{c['missed_turns']} turn(s) unanswered"
+            key = c["error"] or ("stale audio taken for a reply" if c["stale_replies"] else "turn unanswered")
             failures[key.split(":")[0]] = failures.get(key.split(":")[0], 0) + 1
     return {
         "target": args.target,
@@ -497,6 +505,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--greeting-timeout", type=float, default=6.0)
     p.add_argument("--turn-timeout", type=float, default=10.0)
     p.add_argument("--lag-flag-ms", type=float, default=5.0)
+    p.add_argument("--min-latency-ms", type=float, default=300, help="faster 'replies' are stale audio: the turn fails")
     p.add_argument("--nice", type=int, default=-5, help="scheduling priority of the generator (it plays the carrier)")
     p.add_argument("--cache", default=str(BENCH / "out" / "audio"))
     p.add_argument("--out", default=None, help="write the JSON summary here")

@@ -178,7 +178,7 @@ def _bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float | No
 
 
 # --- sections -------------------------------------------------------------------------
-def framework(levels: Sequence[int], turns: int, peer_py: Path) -> list[dict[str, Any]]:
+def framework(levels: Sequence[int], turns: int, peer_py: Path, repeat: int) -> list[dict[str, Any]]:
     specs = [
         ServerSpec("voicedesk", [str(VENV_PY), str(BENCH / "serve_standin.py")], "voicedesk (stand-ins)"),
         ServerSpec("pipecat", [str(peer_py), str(BENCH / "peer" / "pipecat_server.py")], "Pipecat (stand-ins)"),
@@ -186,10 +186,10 @@ def framework(levels: Sequence[int], turns: int, peer_py: Path) -> list[dict[str
     rows: list[dict[str, Any]] = []
     for calls in levels:
         ramp = min(10.0, calls * 0.1)
-        for spec in specs:
+        for rep, spec in ((rep, spec) for rep in range(repeat) for spec in specs):
             port = free_port()
-            out = OUT / f"framework-{spec.target}-{calls}.json"
-            print(f"[bench] {spec.label}: {calls} call(s), ramp {ramp:.0f} s …", flush=True)
+            out = OUT / f"framework-{spec.target}-{calls}-{rep}.json"
+            print(f"[bench] {spec.label}: {calls} call(s), ramp {ramp:.0f} s, run {rep + 1}/{repeat} …", flush=True)
             try:
                 with served(spec, port, OUT / "logs" / f"{spec.target}-{calls}.log") as pid:
                     before = stage_histograms(port) if spec.target == "voicedesk" else {}
@@ -199,9 +199,26 @@ def framework(levels: Sequence[int], turns: int, peer_py: Path) -> list[dict[str
             except (RuntimeError, subprocess.SubprocessError, httpx.HTTPError) as exc:
                 row = {"target": spec.target, "calls": calls, "error": str(exc)}
             row["label"] = spec.label
+            row["rep"] = rep
             rows.append(row)
             print(f"[bench]   {_brief(row)}", flush=True)
     return rows
+
+
+def least_disturbed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (calls, server), the repetition during which other processes used the least CPU.
+
+    The box is shared: other sessions' compilers and test runs take up to a whole core at
+    times, which both servers suffer alike. Every repetition stays in ``out/results.json``.
+    """
+    best: dict[tuple[int, str], dict[str, Any]] = {}
+    for r in rows:
+        key = (r["calls"], r["target"])
+        cur = best.get(key)
+        other = r.get("other_cpu_s", float("inf"))
+        if cur is None or ("error" in cur and "error" not in r) or other < cur.get("other_cpu_s", float("inf")):
+            best[key] = r
+    return [best[k] for k in sorted(best, key=lambda k: (k[0], k[1] != "voicedesk"))]
 
 
 def real_engines(languages: Sequence[str], levels: Sequence[int], turns: int) -> list[dict[str, Any]]:
@@ -383,7 +400,9 @@ def write_results(sections: dict[str, Any], path: Path) -> None:
             "setup = webhook + TwiML + WebSocket open; prompt = stream open → first opening-prompt audio "
             "(a call with no prompt within 6 s fails). "
             "'other CPU s' = busy CPU seconds of processes other than server and generator during the run "
-            "(a shared box inflates latencies when it is high). ⚠ = the generator lagged (p99 > 5 ms).",
+            "(a shared box inflates latencies when it is high); each level ran twice per server and the "
+            "row shown is the run with the least such CPU (all runs: `bench/out/results.json`). "
+            "⚠ = the generator lagged (p99 > 5 ms).",
             "",
             framework_table(sections["framework"]),
             "",
@@ -413,6 +432,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--levels", default="1,10,50,100", help="concurrent calls, framework benchmark")
     p.add_argument("--turns", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=2, help="framework runs per level; the least disturbed is shown")
     p.add_argument("--real-levels", default="1,5")
     p.add_argument("--languages", default="de,en")
     p.add_argument("--gen-procs", type=int, default=1, help="load-generator processes per run")
@@ -428,7 +448,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "framework" not in skip:
         peer_py = setup_venv.ensure()
         levels = [int(x) for x in args.levels.split(",")]
-        sections["framework"] = framework(levels, args.turns, peer_py)
+        sections["framework_runs"] = framework(levels, args.turns, peer_py, args.repeat)
+        sections["framework"] = least_disturbed(sections["framework_runs"])
         print(framework_table(sections["framework"]), flush=True)
     if "real" not in skip:
         sections["real"] = real_engines(
