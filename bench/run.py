@@ -376,9 +376,12 @@ def machine() -> dict[str, str]:
     }
 
 
-def write_results(sections: dict[str, Any], path: Path) -> None:
-    info = machine()
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+def write_results(sections: dict[str, Any], path: Path, *, stamp: bool = True) -> None:
+    if stamp:
+        sections["machine"] = machine()
+        sections["written"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    info = sections.get("machine") or machine()
+    now = sections.get("written", "?")
     parts = [
         "# Benchmark results",
         "",
@@ -438,7 +441,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--gen-procs", type=int, default=1, help="load-generator processes per run")
     p.add_argument("--skip", default="", help="comma list of sections to skip: framework,real")
     p.add_argument("--results", default=str(BENCH / "RESULTS.md"))
+    p.add_argument(
+        "--report-only", action="store_true", help="rewrite RESULTS.md from out/results.json (e.g. after FINDINGS.md)"
+    )
     args = p.parse_args(argv)
+    if args.report_only:
+        saved = OUT / "results.json"
+        sections = json.loads(saved.read_text())
+        sections.setdefault(
+            "written", dt.datetime.fromtimestamp(saved.stat().st_mtime, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        )
+        write_results(sections, Path(args.results), stamp=False)
+        return
     skip = {s for s in args.skip.split(",") if s}
     global GEN_PROCS
     GEN_PROCS = args.gen_procs
@@ -456,8 +470,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.languages.split(","), [int(x) for x in args.real_levels.split(",")], args.turns
         )
         print(real_table(sections["real"]), flush=True)
-    (OUT / "results.json").write_text(json.dumps(sections, indent=1))
     write_results(sections, Path(args.results))
+    (OUT / "results.json").write_text(json.dumps(sections, indent=1))
     print(f"[bench] done in {time.monotonic() - t0:.0f} s; wrote {args.results}")
 
 
