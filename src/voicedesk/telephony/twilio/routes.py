@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -233,7 +233,7 @@ def build_router(rt: TwilioRuntime) -> APIRouter:
 
             live.attach(send)
             await live.session.handle(start)
-            async for message in ws.iter_text():
+            async for message in _messages(ws):
                 frame = serializer.parse(message)
                 if frame is not None:
                     await live.session.handle(frame)
@@ -256,8 +256,20 @@ def build_router(rt: TwilioRuntime) -> APIRouter:
     return router
 
 
+async def _messages(ws: WebSocket) -> AsyncIterator[str | bytes]:
+    """Every message until the peer disconnects. Twilio sends text frames only; a binary frame
+    is not an error of the transport but a malformed message, for the serializer to drop and
+    count (``iter_text`` would raise ``KeyError`` on it and end the call)."""
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        yield text if text is not None else message.get("bytes") or b""
+
+
 async def _await_start(ws: WebSocket, serializer: TwilioMediaSerializer) -> StreamStarted | None:
-    async for message in ws.iter_text():
+    async for message in _messages(ws):
         frame = serializer.parse(message)
         if isinstance(frame, StreamStarted):
             return frame
