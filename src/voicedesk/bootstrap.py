@@ -7,6 +7,7 @@ from voicedesk.clock import Clock, SystemClock
 from voicedesk.config import Settings
 from voicedesk.integrations.email import SmtpEmail
 from voicedesk.integrations.sms import DEFAULT_BASE_URL, TwilioSms
+from voicedesk.privacy.restore import replay_erasure_ledger
 from voicedesk.store.vault import Vault
 
 
@@ -14,12 +15,16 @@ async def open_vault(settings: Settings, *, clock: Clock | None = None, run_migr
     """Open the store for ``settings``: creates the data dir, checks key and database."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     kek = settings.load_master_key()
-    return await Vault.open(
+    vault = await Vault.open(
         db_url=settings.db_url, keys_url=settings.keys_url, kek=kek, blob_dir=settings.blob_dir,
         clock=clock or SystemClock(), db_schema=settings.database_schema,
         keys_schema=settings.keystore_schema if settings.keys_url.startswith("postgresql") else None,
         run_migrations=run_migrations,
     )
+    if run_migrations:
+        # A restored data backup must never make an erased person readable again (R-8.3).
+        await replay_erasure_ledger(vault)
+    return vault
 
 
 def build_senders(settings: Settings) -> Senders:

@@ -23,14 +23,17 @@ PCM = NDArray[np.int16]
 RATE = 8000
 
 
-def synth_pcm8k(text: str, language: str, *, wpm: int = 160) -> PCM:
-    """Speak ``text`` with espeak-ng (``en`` → en-us, ``de`` → de) as phone audio at 8 kHz."""
-    return _synth(text, language, wpm).copy()
+def synth_pcm8k(text: str, language: str, *, wpm: int = 160, voice: str | None = None, gap: int = 0) -> PCM:
+    """Speak ``text`` with espeak-ng (``en`` → en-us, ``de`` → de) as phone audio at 8 kHz.
+
+    ``voice`` picks an espeak variant (e.g. ``de+m1``), ``gap`` adds pauses between words (10 ms units).
+    """
+    return _synth(text, language, wpm, voice, gap).copy()
 
 
 def synth_ulaw8k(text: str, language: str, *, wpm: int = 160) -> bytes:
     """Like ``synth_pcm8k`` but as the μ-law bytes a carrier sends."""
-    return ulaw_encode(_synth(text, language, wpm))
+    return ulaw_encode(_synth(text, language, wpm, None, 0))
 
 
 def silence(ms: int) -> PCM:
@@ -59,12 +62,14 @@ def frames(pcm: PCM, ms: int = 20) -> list[PCM]:
 
 
 @functools.lru_cache(maxsize=128)
-def _synth(text: str, language: str, wpm: int) -> PCM:
+def _synth(text: str, language: str, wpm: int, voice: str | None, gap: int) -> PCM:
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise RuntimeError("espeak-ng is missing: apt-get install espeak-ng")
-    voice = ESPEAK_VOICES[language]
-    out = subprocess.run([exe, "-v", voice, "-s", str(wpm), "--stdout"], input=text.encode(),
+    args = [exe, "-v", voice or ESPEAK_VOICES[language], "-s", str(wpm), "--stdout"]
+    if gap:
+        args += ["-g", str(gap)]
+    out = subprocess.run(args, input=text.encode(),
                          capture_output=True, check=True, timeout=30)
     pcm, rate = parse_wav(out.stdout)
     return ulaw_decode(ulaw_encode(resample(pcm, rate, RATE)))

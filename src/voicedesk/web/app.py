@@ -21,6 +21,8 @@ from voicedesk.config import Settings
 from voicedesk.domain.errors import ConfigError, VoicedeskError
 from voicedesk.engines import Engines, build_engines
 from voicedesk.jobs.scheduler import Scheduler
+from voicedesk.privacy.dsar import send_dsar_reminders
+from voicedesk.privacy.retention import register_jobs as register_retention_jobs
 from voicedesk.store import migrate
 from voicedesk.store.repos.calls import close_calls_left_open
 from voicedesk.store.vault import Vault
@@ -145,5 +147,10 @@ def _register_jobs(state: AppState) -> None:
     async def tokens() -> None:
         await do_forget_expired_tokens(vault)
 
+    async def dsar_reminders() -> None:
+        await send_dsar_reminders(vault, state.clock.now(), mailer=state.senders.email)
+
     state.scheduler.register("appointment-reminders", 300, reminders)
+    state.scheduler.register("dsar-reminders", 6 * 3600, dsar_reminders)
+    register_retention_jobs(state.scheduler, vault)
     state.scheduler.register("expired-call-tokens", 3600, tokens)

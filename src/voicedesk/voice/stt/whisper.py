@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -57,6 +58,31 @@ GERMAN_APPOINTMENT_HOTWORDS = (
 )
 
 log = logging.getLogger(__name__)
+
+
+def collapse_repeats(text: str) -> str:
+    """Undo Whisper's loop on short turns: a transcript that is one phrase said 2+ times → once.
+
+    The padded short window prevents most loops; this catches the rest ("Termin Termin",
+    "Labor, Labor"). Only a transcript made *entirely* of repeats is touched, so a caller who
+    really says "ja ja" is changed too — harmless for the dialogue.
+    """
+    words = re.findall(r"[^\W_]+(?:[-'][^\W_]+)*", text)
+    n = len(words)
+    for size in range(1, n // 2 + 1):
+        if n % size == 0:
+            unit = [w.lower() for w in words[:size]]
+            if all([w.lower() for w in words[i : i + size]] == unit for i in range(0, n, size)):
+                end = _end_of_nth_word(text, size)
+                return text[:end].rstrip(" ,;") + text[len(text.rstrip(".!?")):][:1]
+    return text
+
+
+def _end_of_nth_word(text: str, n: int) -> int:
+    for count, m in enumerate(re.finditer(r"[^\W_]+(?:[-'][^\W_]+)*", text), start=1):
+        if count == n:
+            return m.end()
+    return len(text)
 
 
 def max_new_tokens(duration_s: float) -> int:
@@ -194,7 +220,7 @@ class LocalWhisperSpeechToText:
                                 provider=self.name)
         result = await loop.run_in_executor(self._executor, self._run, pcm, sample_rate, language)
         self.last_window_frames = result.window_frames
-        return Transcription(text=result.text, language=language, audio_seconds=audio_s,
+        return Transcription(text=collapse_repeats(result.text), language=language, audio_seconds=audio_s,
                              compute_seconds=time.perf_counter() - started)
 
     # --- worker thread ----------------------------------------------------------------
