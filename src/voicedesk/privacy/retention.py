@@ -236,7 +236,9 @@ def _after_call(after: Sequence[str] | None, ts_col: Any, id_col: Any) -> Any:
     if not after:
         return None
     ts, hex_id = dt.datetime.fromisoformat(after[0]), uuid.UUID(after[1])
-    return or_(ts_col > ts, and_(ts_col == ts, id_col > hex_id))
+    # The plain lower bound lets the index seek to the cursor; the OR alone makes SQLite scan
+    # from the start of the range on every batch.
+    return and_(ts_col >= ts, or_(ts_col > ts, and_(ts_col == ts, id_col > hex_id)))
 
 
 def _key(ts: dt.datetime, row_id: uuid.UUID) -> list[str]:
