@@ -238,6 +238,7 @@ class CallSession:
         self.errors: list[SessionError] = []
         self._persist_turns = False
         self._now_ms = 0
+        self._stream_offset_ms = 0
         self._last_voiced_mono = 0.0
         self._utterance_ids = 0
         self._active: list[_Utterance] = []
@@ -349,11 +350,16 @@ class CallSession:
         self.stream = frame
         self._attached.set()
         if not first:
-            return  # a new stream for the same call (after a transfer attempt)
+            # A new stream for the same call (after a transfer attempt) counts its timestamps
+            # from 0 again; the call's stream time goes on from where the last stream ended.
+            self._stream_offset_ms = self._now_ms
+            return
         self.phase = "gate"
         self._say("announcement", self.texts.consent.announcement, cached=True, interruptible=False)
 
     async def _on_audio(self, frame: AudioIn) -> None:
+        if self._stream_offset_ms:
+            frame = AudioIn(frame.pcm, frame.timestamp_ms + self._stream_offset_ms)
         dur = frame.pcm.size * 1000 // SAMPLE_RATE
         self._now_ms = max(self._now_ms, frame.timestamp_ms + dur)
         if self.phase in ("waiting", "closed"):

@@ -189,10 +189,13 @@ def build_router(rt: TwilioRuntime) -> APIRouter:
             return _xml(twiml.hang_up())
         outcome = twiml.transfer_outcome(status)
         live.pending_transfer = None
-        if outcome == "connected":
-            await live.session.transfer_result(status)
-            return _xml(twiml.hang_up())
         vault = rt.vault()
+        if outcome == "connected":
+            # The human took the call and it is over: no stream will come back to finish it.
+            await live.session.transfer_result(status)
+            rt.live.calls.pop(live.call_sid, None)
+            await finish_live_call(vault, live)
+            return _xml(twiml.hang_up())
         token = issue_call_token(vault.keys.token_key, str(live.ctx.call_id), str(live.ctx.tenant_id),
                                  rt.settings.call_token_ttl_s, vault.clock.now())
         await live.session.transfer_result(status)
