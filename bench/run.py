@@ -280,6 +280,18 @@ def _fmt(value: Any, suffix: str = "") -> str:
     return "–" if value is None else f"{value}{suffix}"
 
 
+_REASONS = {"TimeoutError": "no prompt", "turn unanswered": "unanswered", "stale audio taken for a reply": "stale"}
+
+
+def _failed(row: dict[str, Any]) -> str:
+    """Failed calls with their reasons, e.g. ``25 (no prompt 20, unanswered 5)``."""
+    failures = row.get("failures") or {}
+    if not row["failed_calls"]:
+        return "0"
+    reasons = ", ".join(f"{_REASONS.get(k, k)} {n}" for k, n in sorted(failures.items(), key=lambda kv: -kv[1]))
+    return f"{row['failed_calls']} ({reasons})"
+
+
 def _over(row: dict[str, Any], key: str) -> str:
     value = row.get(key)
     return "–" if value is None else f"{value - FLOOR_MS:+.0f}"
@@ -296,7 +308,7 @@ def framework_table(rows: list[dict[str, Any]]) -> str:
             lines.append(f"| {r['calls']} | {r['label']} | error: {r['error'][:80]} |" + " |" * 12)
             continue
         cells = [
-            r["calls"], r["label"], r["failed_calls"], r["turns_measured"],
+            r["calls"], r["label"], _failed(r), r["turns_measured"],
             _fmt(r["v2v_p50_ms"]), _fmt(r["v2v_p95_ms"]), _fmt(r["v2v_p99_ms"]),
             _over(r, "v2v_p50_ms"), _over(r, "v2v_p95_ms"),
             _fmt(r["cpu_s_per_call_minute"]), _fmt(r["server_peak_rss_mb"]),
@@ -340,7 +352,7 @@ def real_table(rows: list[dict[str, Any]]) -> str:
             f"{stages[s]['mean_ms']} / {_fmt(stages[s]['p50_ms'])}" if s in stages else "–" for s in STAGES
         )
         row = [
-            r["language"], r["calls"], r["failed_calls"], r["turns_measured"],
+            r["language"], r["calls"], _failed(r), r["turns_measured"],
             _fmt(r["v2v_p50_ms"]), _fmt(r["v2v_p95_ms"]), _fmt(r["cpu_s_per_call_minute"]),
             _fmt(r["server_peak_rss_mb"]), cells, _fmt(r["lag_p99_ms"]) + (" ⚠" if r["lagging"] else ""),
             _fmt(r.get("other_cpu_s")),
