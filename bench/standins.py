@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from workload import SENTENCE, TRANSCRIPT, render_clip
 
-from voicedesk.dialogue.engine import CallerContext, Conversation, Reply
+from voicedesk.dialogue.engine import CallerContext, Conversation, ConversationLog, Reply, Turn
 from voicedesk.voice.ports import Transcription
 
 PCM = NDArray[np.int16]
@@ -63,23 +63,28 @@ class StandInTextToSpeech:
 
 
 class StandInConversation:
-    """Every answer is ``sentence``, ``delay_s`` after the question."""
+    """Every answer is ``sentence``, ``delay_s`` after the question; keeps the ``log`` the
+    post-call summary reads, so a stand-in call ends like a real one."""
 
-    def __init__(self, delay_s: float, sentence: str) -> None:
+    def __init__(self, ctx: CallerContext, delay_s: float, sentence: str) -> None:
         self.delay_s = delay_s
         self.sentence = sentence
+        self.log = ConversationLog(ctx=ctx)
+
+    async def _answer(self, reply: Reply) -> Reply:
+        await asyncio.sleep(self.delay_s)
+        self.log.turns.append(Turn(speaker="assistant", text=reply.text, reply=reply))
+        return reply
 
     async def greet(self) -> Reply:
-        await asyncio.sleep(self.delay_s)
-        return Reply(text=self.sentence)
+        return await self._answer(Reply(text=self.sentence))
 
     async def respond(self, utterance: str) -> Reply:
-        await asyncio.sleep(self.delay_s)
-        return Reply(text=self.sentence, intent="other")
+        self.log.turns.append(Turn(speaker="caller", text=utterance))
+        return await self._answer(Reply(text=self.sentence, intent="other"))
 
     async def transfer_failed(self, reason: str) -> Reply:
-        await asyncio.sleep(self.delay_s)
-        return Reply(text=self.sentence)
+        return await self._answer(Reply(text=self.sentence))
 
     def heard(self, text: str) -> None:
         return None
@@ -95,4 +100,4 @@ class StandInDialogueEngine:
         self.sentence = sentence
 
     def open(self, ctx: CallerContext, tools: Any) -> Conversation:
-        return StandInConversation(self.delay_s, self.sentence)
+        return StandInConversation(ctx, self.delay_s, self.sentence)
