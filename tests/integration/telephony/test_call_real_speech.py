@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,9 +42,16 @@ CUTS = ((0, 600), (100, 400), (200, 600), (300, 900), (200, 1000), (100, 700))
 
 
 @pytest.fixture(scope="module")
-def engines(tmp_path_factory: pytest.TempPathFactory) -> Engines:
-    data = tmp_path_factory.mktemp("engines")
-    return build_engines(Settings(data_dir=data, _env_file=None))
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("engines")
+
+
+@pytest.fixture
+async def engines(models_dir: Path) -> AsyncIterator[Engines]:
+    # Per test: the piper worker's pipes belong to the test's event loop.
+    built = build_engines(Settings(data_dir=models_dir, _env_file=None))
+    yield built
+    await built.aclose()
 
 
 @dataclass
