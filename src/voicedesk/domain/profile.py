@@ -8,6 +8,7 @@ language (``{"de": "...", "en": "..."}``).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 import zoneinfo
 from typing import Annotated, Any, Literal
@@ -102,7 +103,7 @@ def _parse_hours(value: Any) -> dict[Weekday, tuple[TimeSpan, ...]]:
             for s in items
         )
         ordered = sorted(parsed, key=lambda s: s.start)
-        for a, b in zip(ordered, ordered[1:], strict=False):
+        for a, b in itertools.pairwise(ordered):
             if b.start < a.end:
                 raise ValueError(f"opening hours on {day} overlap")
         out[day] = tuple(ordered)
