@@ -213,15 +213,8 @@ def retention_lines(profile: TenantProfile, language: Language) -> list[str]:
             f"logs: {days.format(n=r.logs_days)}"]
 
 
-def build_statement(
-    profile: TenantProfile, processors: Sequence[ProcessorLike], counts: Mapping[str, int], *,
-    request_id: str, generated_at: dt.datetime, language: Language | None = None,
-) -> Statement:
-    """The statement for one person; ``counts`` maps data categories (``calls``, ``turns`` …) to numbers."""
-    lang: Language = language or profile.language
+def _recipients(processors: Sequence[ProcessorLike], lang: Language) -> Section:
     t = _T[lang]
-    controller = profile.controller or Party(name=profile.name, address=profile.address)
-    held = [f"{_CATEGORIES[lang].get(k, k)}: {n}" for k, n in counts.items() if n]
     recipients = Section(t["recipients"])
     if processors:
         recipients.paragraphs.append(t["recipients_intro"])
@@ -232,9 +225,52 @@ def build_statement(
             recipients.bullets.append(line)
     else:
         recipients.paragraphs.append(t["recipients_none"])
+    return recipients
+
+
+def _authority(profile: TenantProfile, lang: Language) -> Section:
+    t = _T[lang]
     authority = Section(t["authority"], [t["authority_text"]])
     authority.bullets.append(_party(profile.supervisory_authority) if profile.supervisory_authority
                              else t["authority_unknown"])
+    return authority
+
+
+def build_privacy_notice(
+    profile: TenantProfile, processors: Sequence[ProcessorLike], *, language: Language | None = None,
+) -> Statement:
+    """The tenant's full privacy notice for callers (R-11.2), the page the notice SMS links to."""
+    lang: Language = language or profile.language
+    t = _T[lang]
+    controller = profile.controller or Party(name=profile.name, address=profile.address)
+    title = ("Datenschutzhinweise für Anrufer" if lang == "de" else "Privacy notice for callers")
+    intro = (f"Wie {profile.name} Ihre Daten verarbeitet, wenn Sie anrufen und mit unserem KI-Telefonassistenten "
+             "sprechen." if lang == "de" else
+             f"How {profile.name} processes your data when you call and talk to our AI phone assistant.")
+    sections = [
+        Section(t["controller"], [_party(controller)]),
+        Section(t["purposes"], bullets=list(_PURPOSES[lang])),
+        _recipients(processors, lang),
+        Section(t["retention"], bullets=retention_lines(profile, lang)),
+        Section(t["source"], [t["source_text"]]),
+        Section(t["automated"], [t["automated_text"]]),
+        Section(t["rights"], bullets=list(_RIGHTS[lang])),
+        _authority(profile, lang),
+    ]
+    return Statement(title=f"{title} — {profile.name}", language=lang, intro=intro, sections=sections)
+
+
+def build_statement(
+    profile: TenantProfile, processors: Sequence[ProcessorLike], counts: Mapping[str, int], *,
+    request_id: str, generated_at: dt.datetime, language: Language | None = None,
+) -> Statement:
+    """The statement for one person; ``counts`` maps data categories (``calls``, ``turns`` …) to numbers."""
+    lang: Language = language or profile.language
+    t = _T[lang]
+    controller = profile.controller or Party(name=profile.name, address=profile.address)
+    held = [f"{_CATEGORIES[lang].get(k, k)}: {n}" for k, n in counts.items() if n]
+    recipients = _recipients(processors, lang)
+    authority = _authority(profile, lang)
     intro = t["intro"].format(date=generated_at.astimezone(profile.tz).date().isoformat(), request=request_id,
                               name=profile.name)
     sections = [

@@ -28,6 +28,7 @@ from voicedesk.store.repos.calls import close_calls_left_open
 from voicedesk.store.vault import Vault
 from voicedesk.telephony.twilio.rest import DEFAULT_BASE_URL, TwilioCallControl
 from voicedesk.telephony.twilio.routes import TwilioRuntime, build_router
+from voicedesk.web import pages
 from voicedesk.web.errors import install_error_handler
 from voicedesk.web.metrics import Metrics
 
@@ -109,6 +110,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engines: Engin
     app.state.shutdown_hooks = []
     install_error_handler(app)
     app.include_router(build_router(twilio))
+    app.include_router(pages.router)
     state.extras["twilio"] = twilio
 
     @app.get("/healthz", include_in_schema=False)

@@ -50,3 +50,28 @@ async def test_errors_map_to_stable_codes(client: httpx.AsyncClient) -> None:
 def test_create_app_does_no_io_at_construction(tmp_path: object) -> None:
     app = create_app(Settings(data_dir="/nonexistent/never-created", master_key=None, _env_file=None))
     assert isinstance(app, FastAPI)
+
+
+@pytest.mark.req("R-11.2")
+async def test_privacy_notice_page_names_controller_rights_and_authority(settings: Settings) -> None:
+    from tests.support.factories import make_tenant
+
+    from voicedesk.bootstrap import open_vault
+
+    setup = await open_vault(settings)
+    await make_tenant(setup)
+    await setup.close()
+    app = create_app(settings, engines=tone_engines({}))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as c:
+        de = await c.get("/privacy/praxis-mueller")
+        en = await c.get("/privacy/praxis-mueller", params={"lang": "en"})
+        missing = await c.get("/privacy/nobody-here")
+    assert de.status_code == 200 and "text/html" in de.headers["content-type"]
+    assert "set-cookie" not in de.headers
+    for needle in ("Hausarztpraxis Dr. Müller", "Hessische Beauftragte", "Art. 15", "Art. 17", "Art. 77"):
+        assert needle in de.text
+    assert "Privacy notice for callers" in en.text and "supervisory authority" in en.text
+    assert "90" in en.text  # the recording retention period
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
