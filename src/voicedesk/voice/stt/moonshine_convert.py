@@ -84,11 +84,15 @@ def source_dir() -> Path:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError(f"Moonshine base is missing (package moonshine-cpp=={PACKAGE_VERSION}): {INSTALL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "base-en"
+    return check_source(Path(next(iter(spec.submodule_search_locations))) / "models" / "base-en")
+
+
+def check_source(path: Path) -> Path:
+    """``path`` if it holds the shipped files, else ``ConfigError`` naming the package to install."""
     missing = [name for name in SOURCE_SHA256 if not (path / name).is_file()]
     if missing:
         raise ConfigError(f"Moonshine base incomplete at {path} (missing {', '.join(missing)}): "
-                          f"reinstall moonshine-cpp=={PACKAGE_VERSION} with {INSTALL_HINT}")
+                          f"install moonshine-cpp=={PACKAGE_VERSION} with {INSTALL_HINT}")
     return path
 
 
@@ -121,9 +125,10 @@ def convert_moonshine_base(target: Path) -> ConversionReport:
     if bad:
         raise ConfigError(f"Moonshine base failed its checksum ({', '.join(bad)}): reinstall "
                           f"moonshine-cpp=={PACKAGE_VERSION} with {INSTALL_HINT}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         folded = quantized = 0
         for source, dest in (("encoder_model.ort", ENCODER), ("decoder_model_merged.ort", DECODER)):
             raw = tmp / f"{dest}.raw"
@@ -156,7 +161,7 @@ def convert_moonshine_base(target: Path) -> ConversionReport:
     except OSError as exc:
         raise ConfigError(f"cannot convert Moonshine base into {target}: {exc}") from exc
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return ConversionReport(target, True, time.perf_counter() - started, folded, quantized)
 
