@@ -7,6 +7,9 @@
 2. Real engines: voicedesk with its real offline engines, German and English, 1 and 5
    calls, with the per-stage breakdown read from ``/metrics``
    (``voicedesk_turn_stage_seconds{stage=…}``).
+3. Data operations (``dataops.py``, its own process): call-list query, DSAR export, PII
+   redaction per turn and retention sweep on a generated 1,000,000-call tenant
+   (``dataops_gen.py``, cached under ``out/``).
 
 Writes ``bench/out/*.json`` and ``bench/RESULTS.md``. Benchmarks print figures; nothing
 here passes or fails on time. Every server started here is stopped here.
@@ -275,6 +278,20 @@ def _brief(row: dict[str, Any]) -> str:
     )
 
 
+def data_operations(extra: Sequence[str] = ()) -> dict[str, Any]:
+    """``dataops.py`` in its own process (the first run generates the 1 M-call dataset, later runs reuse it)."""
+    out = OUT / "dataops.json"
+    out.unlink(missing_ok=True)
+    print("[bench] data operations (dataops.py) …", flush=True)
+    try:
+        subprocess.run([str(VENV_PY), str(BENCH / "dataops.py"), "--out", str(out), *extra], check=True, cwd=ROOT,
+                       timeout=1500)
+        result: dict[str, Any] = json.loads(out.read_text())
+    except (subprocess.SubprocessError, OSError, ValueError) as exc:
+        result = {"error": str(exc)}
+    return result
+
+
 # --- report ---------------------------------------------------------------------------
 def _fmt(value: Any, suffix: str = "") -> str:
     return "–" if value is None else f"{value}{suffix}"
@@ -437,6 +454,28 @@ def write_results(sections: dict[str, Any], path: Path, *, stamp: bool = True) -
             real_table(sections["real"]),
             "",
         ]
+    if sections.get("data"):
+        data = sections["data"]
+        parts += ["## Data operations", ""]
+        if data.get("measured"):
+            parts += [f"Measured {data['measured']}.", ""]
+        if "error" in data:
+            parts += [f"error: {data['error']}", ""]
+        else:
+            import dataops  # the table lives with the benchmark that made the figures
+
+            parts += [
+                "`bench/dataops.py` on a working copy of the generated dataset (`bench/dataops_gen.py`), clock "
+                "fixed at the dataset's reference time. Call list = `store.repos.calls.list_calls`, 50 per page, "
+                "newest first, keyset cursor, one session per page. DSAR export = `do_export` to a ZIP after "
+                "`do_create_request` + `do_confirm_by_staff` (first run warms caches and is not counted). "
+                "Sweep records = `SweepReport.records` (removed or anonymised) per wall second. Redaction = "
+                "`default_redactor().redact` per turn of `tests/data/redaction/{de,en}.yaml`. 'other CPU s' = "
+                "busy CPU seconds of other processes during the step.",
+                "",
+                dataops.table(data),
+                "",
+            ]
     findings = BENCH / "FINDINGS.md"  # hand-written analysis of the latest figures, kept with them
     if findings.exists():
         parts += ["", findings.read_text().strip()]
@@ -451,10 +490,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--real-levels", default="1,5")
     p.add_argument("--languages", default="de,en")
     p.add_argument("--gen-procs", type=int, default=1, help="load-generator processes per run")
-    p.add_argument("--skip", default="", help="comma list of sections to skip: framework,real")
+    p.add_argument("--skip", default="", help="comma list of sections to skip: framework,real,data")
+    p.add_argument("--data-args", default="", help="extra arguments for dataops.py, e.g. '--calls 100000'")
     p.add_argument("--results", default=str(BENCH / "RESULTS.md"))
     p.add_argument(
         "--report-only", action="store_true", help="rewrite RESULTS.md from out/results.json (e.g. after FINDINGS.md)"
+    )
+    p.add_argument(
+        "--merge", action="store_true", help="keep the sections of out/results.json this run skips"
     )
     args = p.parse_args(argv)
     if args.report_only:
@@ -471,6 +514,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     t0 = time.monotonic()
     OUT.mkdir(parents=True, exist_ok=True)
     sections: dict[str, Any] = {}
+    saved = OUT / "results.json"
+    if args.merge and saved.exists():
+        sections = {k: v for k, v in json.loads(saved.read_text()).items() if k not in {"machine", "written"}}
     if "framework" not in skip:
         peer_py = setup_venv.ensure()
         levels = [int(x) for x in args.levels.split(",")]
@@ -482,6 +528,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.languages.split(","), [int(x) for x in args.real_levels.split(",")], args.turns
         )
         print(real_table(sections["real"]), flush=True)
+    if "data" not in skip:
+        sections["data"] = data_operations(args.data_args.split())
+        sections["data"]["measured"] = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit " + subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False, cwd=ROOT
+        ).stdout.strip()
     write_results(sections, Path(args.results))
     (OUT / "results.json").write_text(json.dumps(sections, indent=1))
     print(f"[bench] done in {time.monotonic() - t0:.0f} s; wrote {args.results}")
