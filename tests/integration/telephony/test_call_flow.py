@@ -138,7 +138,7 @@ async def test_german_call_with_key_consent_books_an_appointment(rig: Rig) -> No
     caller_track = next(r for r in recordings if r.track == "caller")
     key = await rig.vault.keys.blob_key(row.tenant_id, (await _subject_key(rig.vault, row)), caller_track.blob_key)
     audio = b"".join([c async for c in rig.vault.blobs.read(caller_track.blob_key, key)])
-    assert len(audio) // 2 == caller_track.duration_ms * 8
+    assert abs(len(audio) // 2 - caller_track.duration_ms * 8) < 8  # duration_ms is floored
     assert caller_track.duration_ms > 3000
 
 
