@@ -14,11 +14,12 @@ from typing import Protocol
 
 import structlog
 
+from voicedesk.appointments.confirmations import Senders, send_confirmation
 from voicedesk.appointments.service import StoreDialogueTools
 from voicedesk.calls.service import CallContext, do_finish_call
 from voicedesk.calls.sinks import CallRef, StoreConsentSink, StoreRecordingSink, StoreTurnSink
 from voicedesk.config import Settings
-from voicedesk.dialogue.engine import CallerContext, Conversation
+from voicedesk.dialogue.engine import CallerContext, Conversation, ConversationLog
 from voicedesk.dialogue.summary import summarize
 from voicedesk.domain.consent import ConsentTexts
 from voicedesk.engines import Engines
@@ -156,15 +157,23 @@ def start_live_call(
     return live
 
 
-async def finish_live_call(vault: Vault, live: LiveCall) -> None:
-    """After the session closed: outcome and summary onto the call record."""
-    summary = None
-    outcome = None
-    try:
-        s = summarize(live.conversation)  # type: ignore[arg-type]
+async def finish_live_call(vault: Vault, live: LiveCall, senders: Senders | None = None) -> None:
+    """After the session closed: outcome and summary onto the call record, then confirmations."""
+    summary = outcome = None
+    booked: list[str] = []
+    conversation_log = getattr(live.conversation, "log", None)
+    if isinstance(conversation_log, ConversationLog):
+        s = summarize(conversation_log)
         summary = s.text
         outcome = ("appointment" if s.appointment else "message" if s.message
                    else "transfer" if "human" in s.intents else "information" if "faq" in s.intents else "other")
-    except (AttributeError, TypeError, ValueError):
-        log.warning("summary_failed")
+        booked = [str(a.data["id"]) for r in conversation_log.replies for a in r.actions
+                  if a.type in ("book", "reschedule") and a.data.get("id")]
+    else:
+        log.warning("summary_unavailable", engine=type(live.conversation).__name__)
     await do_finish_call(vault, live.ctx.tenant_id, live.ctx.call_id, outcome=outcome, summary=summary)
+    if senders is not None and (senders.sms or senders.email):
+        for appointment_id in dict.fromkeys(booked):
+            delivery = await send_confirmation(vault, senders, live.ctx.tenant_id, appointment_id,
+                                               actor="system:call-runtime")
+            log.info("confirmation_sent", sms=delivery.sms, email=delivery.email, skipped=delivery.skipped)

@@ -86,7 +86,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engines: Engin
                 edge=settings.twilio_edge)
         for hook in app.state.startup_hooks:
             await hook(state)
-        state.senders = build_senders(settings)
+        state.senders = twilio.senders = build_senders(settings)
         _register_jobs(state)
         if settings.jobs_enabled:
             state.scheduler.start()

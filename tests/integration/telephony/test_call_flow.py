@@ -250,3 +250,34 @@ async def test_missed_call_status_is_recorded(rig: Rig) -> None:
     async with rig.vault.db.sessions() as s:
         calls = list((await s.scalars(select(Call))).all())
     assert [c.status for c in calls] == ["no-answer"]
+
+
+@pytest.mark.req("R-3.4")
+async def test_booking_call_sends_an_sms_confirmation(settings: Settings) -> None:
+    from tests.support.fake_twilio import FakeTwilio
+
+    async with FakeTwilio.serve(auth_token=TOKEN) as fake:
+        settings = settings.model_copy(update={
+            "public_url": PUBLIC, "twilio_auth_token": SecretStr(TOKEN), "twilio_account_sid": fake.account_sid,
+            "twilio_api_base": fake.base_url, "twilio_sms_from": PRAXIS})
+        clock = FixedClock(NOW)
+        setup = await open_vault(settings, clock=clock)
+        await make_tenant(setup)
+        await setup.close()
+        app = create_app(settings, clock=clock, engines=tone_engines(PHRASES))
+        async with app.router.lifespan_context(app), serve_asgi(app) as url, TwilioEmulator(
+            PUBLIC, TOKEN, server_url=url
+        ) as emulator:
+            call = await emulator.place_call(to=PRAXIS, from_=CALLER)
+            await answered(call)
+            await press(call, "1")
+            for freq in (500, 700, 900, 700):
+                await turn(call, freq)
+            await say(call, 1100)
+            await call.wait_ended(timeout_s=20)
+            async with asyncio.timeout(10):
+                while not fake.messages:  # noqa: ASYNC110 - the confirmation is sent after the call
+                    await asyncio.sleep(0.05)
+    [sms] = fake.messages
+    assert sms.to == CALLER and sms.from_ == PRAXIS
+    assert "26" in sms.body and "10:00" in sms.body and "Hausarztpraxis" in sms.body

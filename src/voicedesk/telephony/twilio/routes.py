@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
+from voicedesk.appointments.confirmations import Senders
 from voicedesk.calls.service import (
     do_apply_status_callback,
     do_claim_token,
@@ -62,6 +63,7 @@ class TwilioRuntime:
     metrics: Any
     live: LiveCalls = field(default_factory=LiveCalls)
     rest: TwilioCallControl | None = None
+    senders: Senders | None = None
 
     def auth_token(self) -> str:
         token = self.settings.twilio_token()
@@ -194,7 +196,7 @@ def build_router(rt: TwilioRuntime) -> APIRouter:
             # The human took the call and it is over: no stream will come back to finish it.
             await live.session.transfer_result(status)
             rt.live.calls.pop(live.call_sid, None)
-            await finish_live_call(vault, live)
+            await finish_live_call(vault, live, rt.senders)
             return _xml(twiml.hang_up())
         token = issue_call_token(vault.keys.token_key, str(live.ctx.call_id), str(live.ctx.tenant_id),
                                  rt.settings.call_token_ttl_s, vault.clock.now())
@@ -254,7 +256,7 @@ def build_router(rt: TwilioRuntime) -> APIRouter:
                 if live.pending_transfer is None:
                     await live.session.close()
                     rt.live.calls.pop(live.call_sid, None)
-                    await finish_live_call(rt.vault(), live)
+                    await finish_live_call(rt.vault(), live, rt.senders)
 
     return router
 
