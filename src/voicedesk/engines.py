@@ -93,8 +93,10 @@ def _english_voice() -> tuple[TextToSpeech, Callable[[], Any] | None]:
 
 
 def build_engines(settings: Settings) -> Engines:
-    """The offline defaults: Whisper tiny.en / base (de), piper (en) and espeak-ng (de), Silero VAD."""
+    """The offline defaults: Moonshine base or Whisper tiny.en (en, ``stt_engine_en``) / Whisper base (de),
+    piper (en) and espeak-ng (de), Silero VAD."""
     try:
+        from voicedesk.voice.stt.moonshine import LocalMoonshineSpeechToText
         from voicedesk.voice.stt.whisper import LocalWhisperSpeechToText
         from voicedesk.voice.tts.espeak import EspeakTextToSpeech
         from voicedesk.voice.vad import SileroVad
@@ -102,7 +104,11 @@ def build_engines(settings: Settings) -> Engines:
         raise ConfigError(f"speech engines are not installed ({exc.name}); run `make setup` or "
                           "pip install 'voicedesk[speech]'") from None
     try:
-        english = LocalWhisperSpeechToText.english()
+        english: LocalWhisperSpeechToText | LocalMoonshineSpeechToText
+        if settings.stt_engine_en == "moonshine":
+            english = LocalMoonshineSpeechToText.english(settings.data_dir / "models" / "moonshine-base")
+        else:
+            english = LocalWhisperSpeechToText.english()
         german = LocalWhisperSpeechToText.german(settings.data_dir / "models" / "whisper-base")
     except VoicedeskError as exc:
         raise ConfigError(f"speech recognition unavailable: {exc.msg}") from None
