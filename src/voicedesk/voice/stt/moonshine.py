@@ -2,7 +2,7 @@
 
 The weights are Moonshine base (MIT) from the ``moonshine-cpp`` 0.1.4 package, converted
 once into a writable directory by ``moonshine_convert.convert_moonshine_base`` (8-bit
-MatMulNBits; about 12 ms per decoder step on one thread instead of about 160 ms as shipped).
+MatMulNBits: about 12 ms per decoder step on one thread, 0.15–0.2 s per 2–5 s phone turn).
 Nothing is downloaded, at conversion or at run time.
 
 One ``LocalMoonshineSpeechToText`` per process, shared by all calls: it owns the two
