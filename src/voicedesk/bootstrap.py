@@ -11,7 +11,9 @@ from voicedesk.privacy.restore import replay_erasure_ledger
 from voicedesk.store.vault import Vault
 
 
-async def open_vault(settings: Settings, *, clock: Clock | None = None, run_migrations: bool = True) -> Vault:
+async def open_vault(
+    settings: Settings, *, clock: Clock | None = None, run_migrations: bool = True, replay_ledger: bool = True
+) -> Vault:
     """Open the store for ``settings``: creates the data dir, checks key and database."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     kek = settings.load_master_key()
@@ -21,7 +23,7 @@ async def open_vault(settings: Settings, *, clock: Clock | None = None, run_migr
         keys_schema=settings.keystore_schema if settings.keys_url.startswith("postgresql") else None,
         run_migrations=run_migrations,
     )
-    if run_migrations:
+    if replay_ledger and run_migrations:
         # A restored data backup must never make an erased person readable again (R-8.3).
         await replay_erasure_ledger(vault)
     return vault

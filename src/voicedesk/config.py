@@ -48,13 +48,11 @@ class Settings(BaseSettings):
     twilio_region: str | None = None
     twilio_edge: str | None = None
 
-    stt_engine: Literal["whisper", "none"] = "whisper"
     stt_engine_en: Literal["whisper", "moonshine"] = Field(
         default="whisper",
         description="English STT: Whisper tiny.en, or Moonshine base (converted once into the data dir; "
         "bench/stt_compare.py: espeak WER 0.16 vs 0.38 but 1.6x the CPU, and it missed 'goodbye' in piper speech)",
     )
-    tts_engine: Literal["local", "none"] = "local"
     dialogue_engine: Literal["rules", "llm"] = "rules"
     llm_base_url: str | None = None
     llm_model: str | None = None

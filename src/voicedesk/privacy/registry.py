@@ -261,10 +261,9 @@ def eu_only_status(settings: Settings, registry: Iterable[Processor] | None = No
         where = "in the EU" if p.in_eu else ("location unknown, so treated as outside the EU"
                                             if p.zone is Zone.UNKNOWN else "outside the EU")
         reasons.append(f"{p.name} ({p.purpose.split(':')[0]}): {p.location} — {where} [{p.reason}]")
-    stt = "local Whisper, no processor" if settings.stt_engine == "whisper" else "off"
-    reasons.append(f"speech recognition: {stt}")
-    if getattr(settings, "tts_engine", "local") == "local":
-        reasons.append("speech synthesis: local piper/espeak-ng, no processor")
+    english = "Moonshine" if settings.stt_engine_en == "moonshine" else "Whisper"
+    reasons.append(f"speech recognition: local {english} (en) and Whisper (de), no processor")
+    reasons.append("speech synthesis: local piper/espeak-ng, no processor")
     if settings.dialogue_engine == "rules":
         reasons.append("dialogue: local rule engine, no processor")
     elif not any(p.key.startswith("llm:") for p in processors):
@@ -301,20 +300,17 @@ def ai_models(settings: Settings, profile: TenantProfile | None = None) -> list[
     languages = profile.all_languages if profile is not None else ["de", "en"]
     registry = {p.key.split(":", 1)[0]: p for p in build_registry(settings)}
     out: list[AiModel] = []
-    if settings.stt_engine == "whisper":
-        for lang in languages:
+    for lang in languages:
+        if lang == "en" and settings.stt_engine_en == "moonshine":
+            out.append(AiModel("speech recognition", "onnxruntime", "Moonshine base (8-bit)", lang, "on this server"))
+        else:
             model = "Whisper tiny.en (CTranslate2)" if lang == "en" else "Whisper base, multilingual (CTranslate2)"
             out.append(AiModel("speech recognition", "faster-whisper", model, lang, "on this server"))
     out.append(AiModel("voice activity detection", "silero-vad", "Silero VAD", None, "on this server"))
-    if getattr(settings, "tts_engine", "local") == "local":
-        for lang in languages:
-            out.append(AiModel("speech synthesis", "piper" if lang == "en" else "espeak-ng",
-                               "piper en_US joe (medium)" if lang == "en" else "espeak-ng German voice", lang,
-                               "on this server"))
-    elif "elevenlabs" in registry:
-        out.append(AiModel("speech synthesis", "elevenlabs", str(getattr(settings, "elevenlabs_model", None) or
-                                                                 "ElevenLabs voice model"), None,
-                           registry["elevenlabs"].location))
+    for lang in languages:
+        out.append(AiModel("speech synthesis", "piper" if lang == "en" else "espeak-ng",
+                           "piper en_US joe (medium)" if lang == "en" else "espeak-ng German voice", lang,
+                           "on this server"))
     if settings.dialogue_engine == "rules":
         out.append(AiModel("dialogue", "rules", "voicedesk rule engine (no machine-learned model)", None,
                            "on this server"))
