@@ -21,6 +21,7 @@ def _free_port() -> int:
         return port
 
 
+@pytest.mark.req("R-5.1")
 def test_region_and_edge_select_the_host_like_the_sdk() -> None:
     assert twilio_host(region="ie1", edge="dublin") == "https://api.dublin.ie1.twilio.com"
     assert twilio_host(region="ie1") == "https://api.ie1.twilio.com"
@@ -75,6 +76,7 @@ async def test_sms_bad_credentials_timeout_and_unreachable() -> None:
     assert isinstance(network.value.__cause__, httpx.HTTPError)
 
 
+@pytest.mark.req("R-5.1")
 def test_senders_declare_their_processors() -> None:
     eu = TwilioSms("AC1", "t", sender="+4969123456780", region="ie1", edge="dublin").processor
     us = TwilioSms("AC1", "t", sender="+4969123456780").processor
