@@ -125,9 +125,9 @@ class StatementCounter:
         event.remove(self.engine, "before_cursor_execute", self._on)
 
 
-def top_profile(profile: cProfile.Profile, n: int = 12) -> list[str]:
+def top_profile(profile: cProfile.Profile, n: int = 12, sort: str = "cumulative") -> list[str]:
     buf = io.StringIO()
-    pstats.Stats(profile, stream=buf).sort_stats("cumulative").print_stats(n)
+    pstats.Stats(profile, stream=buf).sort_stats(sort).print_stats(n)
     lines = [ln.rstrip() for ln in buf.getvalue().splitlines() if ln.strip()]
     start = next((i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls")), 0)
     return lines[start:start + n + 1]
@@ -257,7 +257,8 @@ async def bench_sweep(vault: Vault, meta: dict[str, Any], *, dry_run: bool, prof
             "records_per_s": round(records / load.wall) if load.wall else None, "totals": report.totals(),
             "complete": report.complete, "statements_total": sum(counter.counts.values()),
             "statements": dict(counter.counts.most_common(8)), "own_cpu_s": round(load.own, 1),
-            "other_cpu_s": round(load.other, 1), "profile": top_profile(prof, 16) if prof is not None else []}
+            "other_cpu_s": round(load.other, 1), "profile": top_profile(prof, 30) if prof is not None else [],
+            "profile_tottime": top_profile(prof, 25, "tottime") if prof is not None else []}
 
 
 # --- orchestration -------------------------------------------------------------------------------
@@ -272,6 +273,7 @@ def _copy_dataset(src: Path, dst: Path) -> float:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     pg = args.database_url
+    steps = set(args.steps.split(","))
     data_dir, meta = await gen.ensure_dataset(args.calls, args.subjects, args.turn_days, database_url=pg)
     work = data_dir if pg else OUT / "dataops-work"
     result: dict[str, Any] = {"dataset": {k: meta[k] for k in ("counts", "generation_s", "bulk_s", "generated_on",
@@ -284,25 +286,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     anchor = dt.datetime.fromisoformat(meta["anchor"])
     vault = await open_vault(gen.bench_settings(work, pg), clock=FixedClock(anchor))
     try:
-        print(f"[dataops] call list: {args.pages} pages …", flush=True)
-        result["call_list"] = await bench_call_list(vault, meta, args.pages)
-        print(f"[dataops]   p50 {result['call_list']['p50_ms']} ms, p95 {result['call_list']['p95_ms']} ms, "
-              f"p99 {result['call_list']['p99_ms']} ms", flush=True)
-        print(f"[dataops] DSAR export of a subject with {meta['dsar_subject_calls']} calls, {args.export_runs} runs …",
-              flush=True)
-        result["export"] = await bench_export(vault, meta, args.export_runs)
-        print(f"[dataops]   export p50 {result['export']['export_p50_s']} s, max {result['export']['export_max_s']} s"
-              f" ({result['export']['statements_total']} SQL statements)", flush=True)
-        print("[dataops] redaction per turn …", flush=True)
-        result["redaction"] = await asyncio.to_thread(bench_redaction, args.redaction_repeat)
-        for lang in ("de", "en"):
-            r = result["redaction"][lang]
-            print(f"[dataops]   {lang}: p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms", flush=True)
-        if not args.skip_sweep:
+        if "call_list" in steps:
+            print(f"[dataops] call list: {args.pages} pages …", flush=True)
+            result["call_list"] = await bench_call_list(vault, meta, args.pages)
+            print(f"[dataops]   p50 {result['call_list']['p50_ms']} ms, p95 {result['call_list']['p95_ms']} ms, "
+                  f"p99 {result['call_list']['p99_ms']} ms", flush=True)
+        if "export" in steps:
+            print(f"[dataops] DSAR export of a subject with {meta['dsar_subject_calls']} calls, "
+                  f"{args.export_runs} runs …", flush=True)
+            result["export"] = await bench_export(vault, meta, args.export_runs)
+            print(f"[dataops]   export p50 {result['export']['export_p50_s']} s, "
+                  f"max {result['export']['export_max_s']} s ({result['export']['statements_total']} SQL statements)",
+                  flush=True)
+        if "redaction" in steps:
+            print("[dataops] redaction per turn …", flush=True)
+            result["redaction"] = await asyncio.to_thread(bench_redaction, args.redaction_repeat)
+            for lang in ("de", "en"):
+                r = result["redaction"][lang]
+                print(f"[dataops]   {lang}: p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms",
+                      flush=True)
+        if "sweep_dry_run" in steps:
             print("[dataops] retention sweep, dry run …", flush=True)
             result["sweep_dry_run"] = await bench_sweep(vault, meta, dry_run=True, profile=False)
             print(f"[dataops]   {result['sweep_dry_run']['records']:,} records in "
                   f"{result['sweep_dry_run']['wall_s']} s", flush=True)
+        if "sweep" in steps:
             print("[dataops] retention sweep …", flush=True)
             result["sweep"] = await bench_sweep(vault, meta, dry_run=False, profile=args.profile_sweep)
             print(f"[dataops]   {result['sweep']['records']:,} records in {result['sweep']['wall_s']} s = "
@@ -383,7 +391,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--pages", type=int, default=200, help="call-list pages")
     p.add_argument("--export-runs", type=int, default=5)
     p.add_argument("--redaction-repeat", type=int, default=5)
-    p.add_argument("--skip-sweep", action="store_true")
+    p.add_argument("--steps", default="call_list,export,redaction,sweep_dry_run,sweep",
+                   help="comma list of steps to run (default: all)")
     p.add_argument("--profile-sweep", action="store_true", help="cProfile the real sweep (slows it down)")
     p.add_argument("--keep-work", action="store_true", help="keep bench/out/dataops-work after the run")
     p.add_argument("--out", default=str(OUT / "dataops.json"))

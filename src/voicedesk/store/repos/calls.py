@@ -75,7 +75,10 @@ async def list_calls(
     if status is not None:
         q = q.where(Call.status == status)
     if after is not None:
-        q = q.where(or_(Call.started_at < after.started_at,
+        # The plain upper bound lets the index seek to the cursor; the OR alone makes SQLite walk
+        # the index from the newest call down to the cursor on every page (O(depth)).
+        q = q.where(Call.started_at <= after.started_at,
+                    or_(Call.started_at < after.started_at,
                         and_(Call.started_at == after.started_at, Call.id < after.id)))
     q = q.order_by(Call.started_at.desc(), Call.id.desc()).limit(limit + 1)
     rows = list((await session.scalars(q)).all())
