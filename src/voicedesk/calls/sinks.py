@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy import delete, select
 
 from voicedesk.domain.consent import ConsentDecision
+from voicedesk.privacy.e2e import E2ERecordingKeys, recording_keys_for
 from voicedesk.store.blobs import BlobWriter
 from voicedesk.store.models import Call, Consent, Recording, Turn
 from voicedesk.store.vault import Vault
@@ -98,10 +99,12 @@ class StoreRecordingSink:
     sample_rate: int = 8000
     _start: RecordingStart | None = None
     _tracks: dict[str, _Track] = field(default_factory=dict)
+    _e2e: E2ERecordingKeys | None = None
 
     async def open(self, start: RecordingStart) -> None:
         self._start = start
         self.sample_rate = start.sample_rate
+        self._e2e = await recording_keys_for(self.vault, self.ref.tenant_id)
 
     async def _track(self, name: str) -> _Track:
         track = self._tracks.get(name)
@@ -109,13 +112,17 @@ class StoreRecordingSink:
             return track
         r = self.ref
         rec_id = uuid.uuid4()
-        blob_name = f"{r.tenant_id}/recordings/{r.call_id}/{rec_id}.pcm"
-        key = await self.vault.keys.blob_key(r.tenant_id, r.key_id, blob_name)
+        if self._e2e is not None:  # end-to-end mode: only the tenant's private key can read it
+            target = self._e2e.new_recording(r.tenant_id, r.call_id, rec_id)
+            blob_name, key = target.blob_name, target.key
+        else:
+            blob_name = f"{r.tenant_id}/recordings/{r.call_id}/{rec_id}.pcm"
+            key = await self.vault.keys.blob_key(r.tenant_id, r.key_id, blob_name)
         writer = await self.vault.blobs.open_writer(blob_name, key)
         async with self.vault.db.transaction() as s:
             s.add(Recording(id=rec_id, tenant_id=r.tenant_id, call_id=r.call_id, blob_key=blob_name, track=name,
                             channels=1, sample_rate=self.sample_rate, codec="pcm_s16le",
-                            offset_ms=self._start.offset_ms if self._start else 0,
+                            offset_ms=self._start.offset_ms if self._start else 0, e2e=self._e2e is not None,
                             created_at=self.vault.clock.now()))
         track = _Track(rec_id, blob_name, writer)
         self._tracks[name] = track

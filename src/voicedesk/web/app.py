@@ -20,8 +20,10 @@ from voicedesk.clock import Clock, SystemClock
 from voicedesk.config import Settings
 from voicedesk.domain.errors import ConfigError, VoicedeskError
 from voicedesk.engines import Engines, build_engines
+from voicedesk.integrations.email import Email, EmailSender
 from voicedesk.jobs.scheduler import Scheduler
 from voicedesk.privacy.dsar import send_dsar_reminders
+from voicedesk.privacy.registry import announce_new_processors
 from voicedesk.privacy.retention import register_jobs as register_retention_jobs
 from voicedesk.store import migrate
 from voicedesk.store.repos.calls import close_calls_left_open
@@ -152,7 +154,22 @@ def _register_jobs(state: AppState) -> None:
     async def dsar_reminders() -> None:
         await send_dsar_reminders(vault, state.clock.now(), mailer=state.senders.email)
 
+    async def processor_notices() -> None:
+        mailer = _RegistryMailer(state.senders.email) if state.senders.email else None
+        await announce_new_processors(vault, state.settings, state.clock.now(), mailer=mailer)
+
     state.scheduler.register("appointment-reminders", 300, reminders)
+    state.scheduler.register("processor-announcements", 24 * 3600, processor_notices, initial_delay_s=60)
     state.scheduler.register("dsar-reminders", 6 * 3600, dsar_reminders)
     register_retention_jobs(state.scheduler, vault)
     state.scheduler.register("expired-call-tokens", 3600, tokens)
+
+
+class _RegistryMailer:
+    """The registry's ``Mailer`` port on the SMTP sender."""
+
+    def __init__(self, email: EmailSender) -> None:
+        self.email = email
+
+    async def send(self, *, to: str, subject: str, body: str) -> None:
+        await self.email.send_email(Email(to=to, subject=subject, text=body))

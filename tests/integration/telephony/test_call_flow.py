@@ -281,3 +281,40 @@ async def test_booking_call_sends_an_sms_confirmation(settings: Settings) -> Non
     [sms] = fake.messages
     assert sms.to == CALLER and sms.from_ == PRAXIS
     assert "26" in sms.body and "10:00" in sms.body and "Hausarztpraxis" in sms.body
+
+
+@pytest.mark.req("R-10.1")
+async def test_end_to_end_mode_records_so_only_the_tenant_can_listen(settings: Settings) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from voicedesk.domain.errors import IntegrityError
+    from voicedesk.privacy.e2e import decrypt_recording, do_set_e2e_key, generate_keypair
+
+    settings = settings.model_copy(update={"public_url": PUBLIC, "twilio_auth_token": SecretStr(TOKEN)})
+    private_pem, public_pem = generate_keypair()
+    clock = FixedClock(NOW)
+    setup = await open_vault(settings, clock=clock)
+    tenant = await make_tenant(setup)
+    await do_set_e2e_key(setup, tenant.id, public_pem, actor="test")
+    await setup.close()
+    app = create_app(settings, clock=clock, engines=tone_engines(PHRASES))
+    async with app.router.lifespan_context(app), serve_asgi(app) as url, TwilioEmulator(
+        PUBLIC, TOKEN, server_url=url
+    ) as emulator:
+        vault: Vault = app.state.voicedesk.vault
+        call = await emulator.place_call(to=PRAXIS, from_=CALLER)
+        await answered(call)
+        await press(call, "1")
+        await turn(call, 500)
+        await call.hang_up()
+        await asyncio.sleep(0.3)
+        async with vault.db.sessions() as s:
+            row = (await s.scalars(select(Call))).one()
+            recordings = list((await s.scalars(select(Recording))).all())
+        assert recordings and all(r.e2e for r in recordings)
+        server_key = await vault.keys.blob_key(row.tenant_id, await _subject_key(vault, row), recordings[0].blob_key)
+        with pytest.raises(IntegrityError):
+            _ = [c async for c in vault.blobs.read(recordings[0].blob_key, server_key)]
+        private = load_pem_private_key(private_pem, password=None)
+        audio = b"".join([c async for c in decrypt_recording(vault.blobs, recordings[0].blob_key, private)])  # type: ignore[arg-type]
+        assert abs(len(audio) // 2 - recordings[0].duration_ms * 8) < 8 and len(audio) > 16000
