@@ -157,13 +157,18 @@ class Party(_Model):
 
 
 class RetentionSettings(_Model):
-    """Per-tenant retention periods (seed §7); bounds as the policy allows."""
+    """Per-tenant retention periods (seed §7, R-7.1) within the bounds the policy promises.
+
+    After expiry transcripts are deleted, or with ``transcripts_after_expiry: anonymise``
+    kept redacted (no path back to the person, R-7.3) for statistics.
+    """
 
     recordings_days: int = Field(default=90, ge=30, le=365)
-    transcripts_days: int = Field(default=180, ge=1, le=3650)
-    call_metadata_days: int = Field(default=365, ge=30, le=3650)
+    transcripts_days: int = Field(default=180, ge=7, le=365)
+    transcripts_after_expiry: Literal["delete", "anonymise"] = "delete"
+    call_metadata_days: int = Field(default=365, ge=30, le=365)
     customer_years_after_relationship: int = Field(default=3, ge=0, le=10)
-    logs_days: int = Field(default=90, ge=7, le=3650)
+    logs_days: int = Field(default=90, ge=7, le=90)
 
 
 class ReminderSettings(_Model):

@@ -69,3 +69,24 @@ def test_e164_errors_do_not_echo_the_input(raw: str) -> None:
     with pytest.raises(ValueError, match="not a") as exc:
         normalize_e164(raw)
     assert raw not in str(exc.value)
+
+
+@pytest.mark.req("R-7.1")
+@pytest.mark.parametrize(("retention", "field"), [
+    ({"recordings_days": 400}, "recordings_days"),
+    ({"transcripts_days": 3}, "transcripts_days"),
+    ({"call_metadata_days": 500}, "call_metadata_days"),
+    ({"logs_days": 120}, "logs_days"),
+    ({"transcripts_after_expiry": "keep"}, "transcripts_after_expiry"),
+])
+def test_retention_cannot_exceed_what_the_policy_promises(retention: dict[str, Any], field: str) -> None:
+    with pytest.raises(ProfileError) as exc:
+        parse_profile(base(retention=retention))
+    assert field in exc.value.msg
+
+
+@pytest.mark.req("R-7.1")
+def test_retention_defaults_are_the_policy_defaults() -> None:
+    r = parse_profile(base()).retention
+    assert (r.recordings_days, r.transcripts_days, r.call_metadata_days, r.customer_years_after_relationship,
+            r.logs_days, r.transcripts_after_expiry) == (90, 180, 365, 3, 90, "delete")
