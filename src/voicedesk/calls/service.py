@@ -138,7 +138,7 @@ async def load_call_context(vault: Vault, tenant_id: uuid.UUID, call_id: uuid.UU
                  for kind in ("announcement", "consent_question", "privacy_notice")}
         raw_from = await vault.keys.decrypt(tenant_id, call.from_enc, table="calls", row_id=call.id, column="from")
         known_name = None
-        if not subject.restricted:
+        if not subject.restricted and not subject.objected:  # no personalisation
             contact = await subject_repo.get_contact(s, tenant_id, subject.id)
             if contact is not None:
                 known_name = (await subject_repo.read_contact(vault.keys, contact)).display_name
