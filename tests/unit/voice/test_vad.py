@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.support.audio import frames, noise, silence, synth_pcm8k, tone
-from voicedesk.voice.vad import Endpointer, EndpointEvent, SileroVad
+from voicedesk.voice.vad import Endpointer, EndpointEvent, SileroVad, SileroVadPool
 
 STARTED, STOPPED = EndpointEvent.SPEECH_STARTED, EndpointEvent.SPEECH_STOPPED
 
@@ -142,3 +142,47 @@ def test_short_answer_hangover_ends_a_yes_sooner() -> None:
     short = _run(SileroVad(), ep, yes)
     assert [e for _, e in short] == [STARTED, STOPPED] == [e for _, e in normal]
     assert normal[1][0] - short[1][0] == 600 - 260  # 250 ms rounded up to whole 20 ms frames
+
+
+# --- SileroVadPool ------------------------------------------------------------------
+def test_pool_lends_loaded_models_and_takes_them_back() -> None:
+    import gc
+
+    pool = SileroVadPool(2, low_water=0)
+    pool.fill()
+    assert (pool.idle, pool.loaded) == (2, 2)
+    vad = pool()
+    assert vad.model is not None and pool.idle == 1
+    speech = synth_pcm8k("Can I speak to someone please", "en")
+    probs = [vad.speech_probability(f) for f in frames(speech)]
+    model = vad.model
+    del vad
+    gc.collect()
+    assert pool.idle == 2 and pool.loaded == 2
+    again = pool()  # the same model, reset: it scores like a fresh one
+    assert again.model is model or pool.idle == 1
+    assert [again.speech_probability(f) for f in frames(speech)] == probs
+    pool.close()
+
+
+def test_an_empty_pool_loads_off_the_caller_thread_and_keeps_the_audio() -> None:
+    import time
+
+    pool = SileroVadPool(0, low_water=1, grow_by=1)
+    vad = pool()  # returns at once; the model loads on the pool's thread
+    assert pool.misses == 1
+    speech = np.concatenate([silence(300), synth_pcm8k("Can I speak to someone please", "en")])
+    head = [vad.speech_probability(f) for f in frames(speech[:800])]  # maybe before the model is there
+    deadline = time.monotonic() + 30
+    while vad.model is None and time.monotonic() < deadline:
+        vad.speech_probability(np.zeros(0, dtype=np.int16))
+        time.sleep(0.01)
+    probs = head + [vad.speech_probability(f) for f in frames(speech[800:])]
+    reference = SileroVad()
+    assert probs[-1] == [reference.speech_probability(f) for f in frames(speech)][-1]
+    assert max(probs) > 0.9
+    deadline = time.monotonic() + 30
+    while pool.idle < 1 and time.monotonic() < deadline:  # and it refills to the low-water mark
+        time.sleep(0.01)
+    assert pool.idle == 1
+    pool.close()
