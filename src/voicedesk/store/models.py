@@ -276,7 +276,9 @@ class Appointment(Base):
     subject_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("subjects.id", ondelete="CASCADE"), nullable=True, index=True
     )
-    call_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("calls.id", ondelete="SET NULL"), nullable=True)
+    call_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("calls.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     service_id: Mapped[str] = mapped_column(String(64))
     staff_id: Mapped[str] = mapped_column(String(64))
     start_at: Mapped[Timestamp]
@@ -328,7 +330,9 @@ class Message(Base):
     subject_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("subjects.id", ondelete="CASCADE"), nullable=True, index=True
     )
-    call_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("calls.id", ondelete="SET NULL"), nullable=True)
+    call_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("calls.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     name_enc: Mapped[Cipher]
     phone_enc: Mapped[Cipher]
     reason_enc: Mapped[Cipher]
