@@ -106,23 +106,41 @@ def ms_stats(samples: Sequence[float]) -> dict[str, float]:
 
 
 class StatementCounter:
-    """SQL statements issued on an engine, by their first words."""
+    """SQL statements issued on an engine, by their first words, with the seconds they took.
+
+    The time is from before to after the cursor's execute (for aiosqlite: the worker
+    thread running the statement, as the caller waits for it); commits are not included.
+    """
 
     def __init__(self, vault: Vault) -> None:
         self.engine = vault.db.engine.sync_engine
         self.counts: collections.Counter[str] = collections.Counter()
+        self.seconds: collections.Counter[str] = collections.Counter()
+        self._started: dict[int, tuple[str, float]] = {}
 
-    def _on(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         words = statement.split()
         table = next((w for i, w in enumerate(words) if i and words[i - 1].upper() in {"FROM", "INTO", "UPDATE"}), "")
-        self.counts[f"{words[0].upper()} {table}".strip()] += 1
+        kind = f"{words[0].upper()} {table}".strip()
+        self.counts[kind] += 1
+        self._started[id(conn)] = (kind, time.perf_counter())
+
+    def _after(self, conn: Any, *args: Any) -> None:
+        kind, t = self._started.pop(id(conn), ("?", time.perf_counter()))
+        self.seconds[kind] += time.perf_counter() - t
 
     def __enter__(self) -> StatementCounter:
-        event.listen(self.engine, "before_cursor_execute", self._on)
+        event.listen(self.engine, "before_cursor_execute", self._before)
+        event.listen(self.engine, "after_cursor_execute", self._after)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._on)
+        event.remove(self.engine, "before_cursor_execute", self._before)
+        event.remove(self.engine, "after_cursor_execute", self._after)
+
+    def top(self, n: int = 10) -> dict[str, list[float]]:
+        """``{kind: [count, seconds]}`` of the ``n`` kinds that took longest."""
+        return {k: [self.counts[k], round(s, 2)] for k, s in self.seconds.most_common(n)}
 
 
 def top_profile(profile: cProfile.Profile, n: int = 12, sort: str = "cumulative") -> list[str]:
@@ -177,6 +195,7 @@ async def bench_export(vault: Vault, meta: dict[str, Any], runs: int) -> dict[st
     size = 0
     other = 0.0
     statements: collections.Counter[str] = collections.Counter()
+    statement_s = 0.0
     profile_lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vd-dsar-") as tmp:
         for i in range(runs + 1):  # run 0 warms caches (DEK, imports) and is profiled, not counted
@@ -195,6 +214,7 @@ async def bench_export(vault: Vault, meta: dict[str, Any], runs: int) -> dict[st
                         report = await do_export(vault, view.id, out, actor=ACTOR, processors=[])
                         prof.disable()
                     statements = counter.counts
+                    statement_s = round(sum(counter.seconds.values()), 3)
                     profile_lines = top_profile(prof)
                 else:
                     report = await do_export(vault, view.id, out, actor=ACTOR, processors=[])
@@ -211,7 +231,8 @@ async def bench_export(vault: Vault, meta: dict[str, Any], runs: int) -> dict[st
             "export_p50_s": round(statistics.median(exports), 3), "export_max_s": round(max(exports), 3),
             "total_p50_s": round(statistics.median(totals), 3), "total_max_s": round(max(totals), 3),
             "first_run_profiled_s": round(warm, 3), "statements": dict(statements.most_common(12)),
-            "statements_total": sum(statements.values()), "profile": profile_lines,
+            "statements_total": sum(statements.values()), "statements_s_profiled_run": statement_s,
+            "profile": profile_lines,
             "other_cpu_s": round(other, 1)}
 
 
@@ -256,7 +277,8 @@ async def bench_sweep(vault: Vault, meta: dict[str, Any], *, dry_run: bool, prof
     return {"dry_run": dry_run, "wall_s": round(load.wall, 2), "records": records,
             "records_per_s": round(records / load.wall) if load.wall else None, "totals": report.totals(),
             "complete": report.complete, "statements_total": sum(counter.counts.values()),
-            "statements": dict(counter.counts.most_common(8)), "own_cpu_s": round(load.own, 1),
+            "statements": dict(counter.counts.most_common(8)), "statement_seconds": counter.top(),
+            "statement_s_total": round(sum(counter.seconds.values()), 1), "own_cpu_s": round(load.own, 1),
             "other_cpu_s": round(load.other, 1), "profile": top_profile(prof, 30) if prof is not None else [],
             "profile_tottime": top_profile(prof, 25, "tottime") if prof is not None else []}
 
@@ -377,8 +399,9 @@ def table(d: dict[str, Any]) -> str:
         lines += ["", f"SQL statements of one export: {ex['statements_total']} "
                   f"({', '.join(f'{k} ×{v}' for k, v in ex['statements'].items())})."]
     if sw:
-        lines += ["", f"SQL statements of the sweep: {sw['statements_total']:,}; "
-                  f"its own CPU {sw['own_cpu_s']} s of {sw['wall_s']} s wall."]
+        slow = ", ".join(f"{k} ×{c:,} {t} s" for k, (c, t) in sw["statement_seconds"].items())
+        lines += ["", f"SQL statements of the sweep: {sw['statements_total']:,} taking {sw['statement_s_total']} s of "
+                  f"{sw['wall_s']} s wall ({slow}); the process's own CPU {sw['own_cpu_s']} s (both threads)."]
     return "\n".join(lines)
 
 
