@@ -144,6 +144,52 @@ def test_short_answer_hangover_ends_a_yes_sooner() -> None:
     assert normal[1][0] - short[1][0] == 600 - 260  # 250 ms rounded up to whole 20 ms frames
 
 
+# --- SileroVad: windows below the energy floor are not scored --------------------------
+def _onset_ms(vad: SileroVad, pcm: np.ndarray) -> int:
+    for i, frame in enumerate(frames(pcm, 20)):
+        if vad.speech_probability(frame) >= 0.5:
+            return i * 20
+    raise AssertionError("no speech heard")
+
+
+def test_silence_below_the_floor_is_not_scored() -> None:
+    vad = SileroVad()
+    assert [vad.speech_probability(f) for f in frames(silence(1000))] == [0.0] * 50
+    assert [vad.speech_probability(f) for f in frames(noise(1000, dbfs=-70))] == [0.0] * 50
+    assert (vad.windows_scored, vad.windows_skipped) == (0, 62)
+    vad.speech_probability(noise(320, dbfs=-50))  # line noise above the floor is scored
+    assert vad.windows_scored == 1 + 10  # the quiet window before the sound, then the 10 windows
+
+
+@pytest.mark.parametrize("lead", ["silence", "noise -70 dBFS", "noise -60 dBFS"])
+@pytest.mark.parametrize(("text", "language"), [
+    ("Yes", "en"), ("What are your opening hours on Saturday?", "en"),
+    ("My number is 0 1 7 1 2 3 4 5 6 7 8", "en"), ("Yes, that works for me, thank you very much.", "en"),
+    ("Mein Name ist Anna Schmidt.", "de"),
+])
+def test_the_energy_floor_does_not_delay_speech_onset(lead: str, text: str, language: str) -> None:
+    quiet = silence(1000) if lead == "silence" else noise(1000, dbfs=float(lead.split()[1]))
+    pcm = np.concatenate([quiet, synth_pcm8k(text, language), silence(300)])
+    gated, ungated = SileroVad(), SileroVad(energy_floor_dbfs=None)
+    assert _onset_ms(gated, pcm) <= _onset_ms(ungated, pcm)
+    assert gated.windows_skipped > 0 or lead == "noise -60 dBFS"
+
+
+def test_a_long_silence_resets_the_recurrent_state() -> None:
+    speech = synth_pcm8k("I need to cancel my appointment on Friday morning", "en")
+    speech = np.concatenate([speech, np.zeros(-speech.size % 256, dtype=np.int16)])
+    gap = np.zeros(48 * 256, dtype=np.int16)  # 1.5 s of line silence, whole windows
+
+    def windows(vad: SileroVad, pcm: np.ndarray) -> list[float]:
+        return [vad.speech_probability(pcm[i:i + 256]) for i in range(0, pcm.size, 256)]
+
+    fresh = windows(SileroVad(), np.concatenate([gap, speech]))
+    after_speech = windows(SileroVad(), np.concatenate([speech, gap, speech]))[speech.size // 256:]
+    assert after_speech == fresh  # the second utterance is heard exactly as by a fresh model
+    stale = windows(SileroVad(reset_after_ms=10**9), np.concatenate([speech, gap, speech]))
+    assert stale[speech.size // 256:] != fresh  # (without the reset the old context lingers)
+
+
 # --- SileroVadPool ------------------------------------------------------------------
 def test_pool_lends_loaded_models_and_takes_them_back() -> None:
     import gc
