@@ -4,6 +4,12 @@ A turn starts at the first voiced frame and ends after ``hangover_ms`` of unvoic
 (speech.md: 500–700 ms for free speech; shorter after a yes/no question). Bursts with less
 than ``min_speech_ms`` of voiced audio are dropped as noise. Time is the stream's own
 (``AudioIn.timestamp_ms``), so the detector needs no clock.
+
+The hangover counts from the last frame that is both voiced *and* loud (RMS at or above
+``loud_dbfs``): Silero keeps P(speech) above 0.5 for another 20–120 ms after the speech
+energy has ended (bench/FINDINGS.md, finding 1), and that tail should not delay the end of
+the turn. A voiced but quiet stretch longer than ``max_quiet_tail_ms`` is no such tail but
+quiet speech (a soft talker, a line with low gain): it counts as voiced, as before.
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ class TurnDetector:
         min_speech_ms: int = 120,
         preroll_ms: int = 200,
         max_turn_ms: int = 30_000,
+        loud_dbfs: float | None = -45.0,
+        max_quiet_tail_ms: int = 160,
     ) -> None:
         self.vad = vad
         self.sample_rate = sample_rate
@@ -66,6 +74,8 @@ class TurnDetector:
         self.min_speech_ms = min_speech_ms
         self.preroll_ms = preroll_ms
         self.max_turn_ms = max_turn_ms
+        self.loud_dbfs = loud_dbfs
+        self.max_quiet_tail_ms = max_quiet_tail_ms
         self._preroll: deque[PCM] = deque()
         self._preroll_samples = 0
         self._buffer: list[PCM] = []
@@ -74,6 +84,7 @@ class TurnDetector:
         self.start_ms = 0
         self._last_voiced_end = 0
         self._silence_ms = 0
+        self._quiet_ms = 0  # voiced but quiet audio in a row (Silero's tail, or soft speech)
 
     @property
     def last_voiced_ms(self) -> int:
@@ -94,15 +105,25 @@ class TurnDetector:
             self._preroll_samples = 0
             self.voiced_ms = dur
             self._silence_ms = 0
+            self._quiet_ms = 0
             self._last_voiced_end = frame.timestamp_ms + dur
             return SpeechStarted(frame.timestamp_ms)
         self._buffer.append(pcm)
-        if voiced:
-            self.voiced_ms += dur
-            self._silence_ms = 0
-            self._last_voiced_end = frame.timestamp_ms + dur
-        else:
+        if not voiced:
+            self._quiet_ms = 0
             self._silence_ms += dur
+        else:
+            self.voiced_ms += dur
+            if self._is_loud(pcm):
+                self._quiet_ms = 0
+            else:
+                self._quiet_ms += dur
+            # a quiet run up to the limit may be Silero's tail: it counts toward the hangover
+            if 0 < self._quiet_ms < min(self.max_quiet_tail_ms, self.hangover_ms - dur):
+                self._silence_ms += dur
+            else:
+                self._silence_ms = 0
+                self._last_voiced_end = frame.timestamp_ms + dur
         now = frame.timestamp_ms + dur
         if self._silence_ms >= self.hangover_ms or now - self.start_ms >= self.max_turn_ms:
             return self._finish(now)
@@ -116,6 +137,7 @@ class TurnDetector:
         self._preroll_samples = 0
         self.voiced_ms = 0
         self._silence_ms = 0
+        self._quiet_ms = 0
         self.vad.reset()
 
     def _finish(self, now: int) -> TurnEvent:
@@ -124,11 +146,18 @@ class TurnDetector:
         self._buffer = []
         self.voiced_ms = 0
         self._silence_ms = 0
+        self._quiet_ms = 0
         if voiced < self.min_speech_ms:
             return SpeechAbandoned(now)
         pcm = np.concatenate(buffer) if buffer else np.zeros(0, dtype=np.int16)
         return TurnEnded(pcm=pcm, start_ms=self.start_ms, last_voiced_ms=self._last_voiced_end,
                          end_ms=now, voiced_ms=voiced)
+
+    def _is_loud(self, pcm: PCM) -> bool:
+        if self.loud_dbfs is None or pcm.size == 0:
+            return True
+        x = pcm.astype(np.float32)
+        return float(np.dot(x, x)) >= pcm.size * 32768.0**2 * 10 ** (self.loud_dbfs / 10)
 
     def _keep_preroll(self, pcm: PCM) -> None:
         self._preroll.append(pcm)

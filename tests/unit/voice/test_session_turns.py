@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import numpy as np
 import pytest
 
+from tests.support.audio import frames as audio_frames
+from tests.support.audio import silence, tone
 from tests.support.fakes_voice import FakeCall, make_call, run_frames
 from voicedesk.dialogue.engine import Reply
 from voicedesk.domain.errors import ErrorCategory, ProviderError
-from voicedesk.voice.frames import ClearOut, MarkOut
+from voicedesk.voice.frames import AudioIn, ClearOut, MarkOut
+from voicedesk.voice.turns import SpeechStarted, TurnDetector, TurnEnded, TurnEvent
 
 HELLO, MORE, MHM, YES = 700, 750, 800, 500
 PHRASES = {HELLO: "Tell me about prices.", MORE: "Actually, I want to book.", MHM: "mhm", YES: "Yes."}
@@ -203,3 +207,81 @@ async def test_a_stalled_call_does_not_hold_up_another_call() -> None:
     assert reply_turn(other, LONG.text)
     await stalled.session.close()
     assert stalled.session.phase == "closed"
+
+
+# --- TurnDetector: the hangover counts from the last voiced *and* loud frame ------------
+class _TailVad:
+    """Speech while the frame RMS is above ``level``, and ``tail_ms`` beyond — like Silero,
+    which keeps P(speech) > 0.5 for 20–120 ms after the speech energy ends."""
+
+    def __init__(self, tail_ms: int, level: float = 30.0) -> None:
+        self.tail_ms = tail_ms
+        self.level = level
+        self._left = 0
+
+    def speech_probability(self, frame: np.ndarray) -> float:
+        rms = float(np.sqrt(np.mean(frame.astype(np.float64) ** 2))) if frame.size else 0.0
+        if rms > self.level:
+            self._left = self.tail_ms
+            return 0.9
+        if self._left > 0:
+            self._left -= frame.size // 8
+            return 0.8
+        return 0.0
+
+    def reset(self) -> None:
+        self._left = 0
+
+
+def _feed(detector: TurnDetector, *parts: np.ndarray) -> list[TurnEvent]:
+    events = []
+    for i, frame in enumerate(audio_frames(np.concatenate(parts), 20)):
+        event = detector.feed(AudioIn(frame, i * 20))
+        if event is not None:
+            events.append(event)
+    return events
+
+
+@pytest.mark.parametrize("tail_ms", [0, 20, 80, 120])
+def test_turn_ends_one_hangover_after_the_audible_end_not_after_the_vad_tail(tail_ms: int) -> None:
+    detector = TurnDetector(_TailVad(tail_ms), hangover_ms=600)
+    events = _feed(detector, silence(400), tone(300, 1200, dbfs=-20), silence(2000))
+    started, ended = events
+    assert isinstance(started, SpeechStarted) and started.at_ms == 400
+    assert isinstance(ended, TurnEnded)
+    assert ended.last_voiced_ms == 1600  # the tone's end, not the tail's
+    assert ended.end_ms == 1600 + 600
+    assert ended.voiced_ms == 1200 + tail_ms  # the tail still counts as voiced audio
+    assert ended.pcm.size == (200 + 1200 + 600) * 8  # preroll + turn + hangover
+
+
+def test_without_the_loudness_gate_the_vad_tail_delays_the_end() -> None:
+    detector = TurnDetector(_TailVad(100), hangover_ms=600, loud_dbfs=None)
+    ended = _feed(detector, silence(400), tone(300, 1200, dbfs=-20), silence(2000))[-1]
+    assert isinstance(ended, TurnEnded) and ended.end_ms == 1600 + 100 + 600
+
+
+def test_the_short_hangover_also_counts_from_the_audible_end() -> None:
+    detector = TurnDetector(_TailVad(120), hangover_ms=600)
+    detector.hangover_ms = 400  # what the session sets after a yes/no question
+    ended = _feed(detector, silence(400), tone(300, 300, dbfs=-20), silence(1000))[-1]
+    assert isinstance(ended, TurnEnded) and (ended.last_voiced_ms, ended.end_ms) == (700, 1100)
+
+
+def test_quiet_speech_is_not_mistaken_for_the_vad_tail() -> None:
+    # a soft talker (-50 dBFS, below the -45 dBFS gate) that the VAD hears as speech
+    detector = TurnDetector(_TailVad(0, level=5.0), hangover_ms=600)
+    events = _feed(detector, silence(400), tone(300, 1500, dbfs=-50), silence(2000))
+    assert [type(e) for e in events] == [SpeechStarted, TurnEnded]
+    ended = events[-1]
+    assert isinstance(ended, TurnEnded)
+    assert ended.last_voiced_ms == 1900 and ended.end_ms == 1900 + 600  # as without the gate
+
+
+def test_a_loud_word_after_a_quiet_stretch_keeps_the_turn_open() -> None:
+    detector = TurnDetector(_TailVad(0, level=5.0), hangover_ms=600)
+    events = _feed(detector, silence(400), tone(300, 500, dbfs=-20), silence(300), tone(300, 100, dbfs=-50),
+                   silence(100), tone(300, 400, dbfs=-20), silence(1500))
+    assert [type(e) for e in events] == [SpeechStarted, TurnEnded]
+    ended = events[-1]
+    assert isinstance(ended, TurnEnded) and (ended.last_voiced_ms, ended.end_ms) == (1800, 2400)

@@ -190,6 +190,29 @@ def test_a_long_silence_resets_the_recurrent_state() -> None:
     assert stale[speech.size // 256:] != fresh  # (without the reset the old context lingers)
 
 
+# --- TurnDetector with the real Silero: end of turn after the audible end -------------
+def test_turn_ends_one_hangover_after_the_speech_energy_on_a_noisy_line() -> None:
+    from voicedesk.voice.frames import AudioIn
+    from voicedesk.voice.turns import TurnDetector, TurnEnded
+
+    speech = synth_pcm8k("I need to cancel my appointment on Friday morning", "en")
+    line = noise(300 + speech.size // 8 + 1500, dbfs=-50)  # above the floor: Silero scores it all
+    pcm = line.copy()
+    pcm[2400:2400 + speech.size] += speech
+    energy_end = 300 + _last_voiced_sample(speech, level=int(32768 * 10 ** (-40 / 20))) // 8
+    ended_at = {}
+    for gate in (-45.0, None):
+        detector = TurnDetector(SileroVad(), hangover_ms=600, loud_dbfs=gate)
+        for i, frame in enumerate(frames(pcm, 20)):
+            event = detector.feed(AudioIn(frame, i * 20))
+            if isinstance(event, TurnEnded):
+                ended_at[gate] = event.end_ms
+                break
+    # within one hangover + 2 frames of the last sample above -40 dBFS
+    assert 600 <= ended_at[-45.0] - energy_end <= 600 + 40
+    assert ended_at[None] >= ended_at[-45.0]
+
+
 # --- SileroVadPool ------------------------------------------------------------------
 def test_pool_lends_loaded_models_and_takes_them_back() -> None:
     import gc
