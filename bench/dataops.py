@@ -283,6 +283,61 @@ async def bench_sweep(vault: Vault, meta: dict[str, Any], *, dry_run: bool, prof
             "profile_tottime": top_profile(prof, 25, "tottime") if prof is not None else []}
 
 
+_ANONYMISE = (
+    ", duration_s = (duration_s + 5) / 10 * 10, anonymised_at = :now, subject_id = NULL, from_enc = NULL, "
+    "caller_name_enc = NULL, summary_enc = NULL, provider_call_id = NULL, to_number = NULL, answered_at = NULL, "
+    "ended_at = NULL, instance_id = NULL, recording_consent = NULL, twiml_answer = NULL "
+    "WHERE tenant_id = :t AND started_at < :cut AND anonymised_at IS NULL"
+)
+
+
+async def bench_sweep_floor(vault: Vault, meta: dict[str, Any]) -> dict[str, Any]:
+    """What set-based SQL does on the same data: the sweep's three call walks as one statement each.
+
+    Not the sweep (no batches, no resumable progress, no holds, days cut in UTC rather
+    than the tenant's zone, no blob deletes): a floor for what a set-based design could
+    reach on this backend and box. Run it alone (``--steps sweep_floor``) on a fresh copy.
+    """
+    from sqlalchemy import text
+
+    tid = uuid.UUID(meta["tenant_id"])
+    anchor = dt.datetime.fromisoformat(meta["anchor"])
+    sqlite = vault.db.is_sqlite
+    p_tid: Any = tid.hex if sqlite else tid
+
+    def cut(days: int) -> Any:
+        at = anchor - dt.timedelta(days=days)
+        return gen._ts(at) if sqlite else at
+
+    meta_cut, tr_cut, rec_cut = cut(365), cut(180), cut(90)
+    calls_in = "SELECT id FROM calls WHERE tenant_id = :t AND started_at < :cut AND anonymised_at IS NULL"
+    day_of = "strftime('%Y-%m-%d 00:00:00.000000', started_at)" if sqlite else "date_trunc('day', started_at)"
+    day = "UPDATE calls SET started_at = " + day_of  # noqa: S608
+    steps = [
+        ("recordings of expired-metadata calls", f"DELETE FROM recordings WHERE call_id IN ({calls_in})", meta_cut),  # noqa: S608
+        ("turns of expired-metadata calls", f"DELETE FROM turns WHERE call_id IN ({calls_in})", meta_cut),  # noqa: S608
+        ("consents unlinked", f"UPDATE consents SET call_id = NULL WHERE call_id IN ({calls_in})", meta_cut),  # noqa: S608
+        ("calls anonymised", day + _ANONYMISE, meta_cut),
+        ("turns expired", f"DELETE FROM turns WHERE call_id IN ({calls_in})", tr_cut),  # noqa: S608
+        ("recordings expired", f"DELETE FROM recordings WHERE call_id IN ({calls_in})", rec_cut),  # noqa: S608
+    ]
+    out: dict[str, Any] = {"steps": {}}
+    total = 0
+    load = Load()
+    with load.measure():
+        async with vault.db.engine.begin() as conn:
+            for label, sql, at in steps:
+                t = time.perf_counter()
+                res = await conn.execute(text(sql), {"t": p_tid, "cut": at, "now": gen._ts(anchor) if sqlite
+                                                     else anchor})
+                n = int(res.rowcount or 0)
+                total += 0 if label == "consents unlinked" else n
+                out["steps"][label] = [n, round(time.perf_counter() - t, 2)]
+    out.update(records=total, wall_s=round(load.wall, 2), records_per_s=round(total / load.wall),
+               other_cpu_s=round(load.other, 1))
+    return out
+
+
 # --- orchestration -------------------------------------------------------------------------------
 
 def _copy_dataset(src: Path, dst: Path) -> float:
@@ -338,6 +393,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"[dataops]   {result['sweep']['records']:,} records in {result['sweep']['wall_s']} s = "
                   f"{result['sweep']['records_per_s']:,} records/s", flush=True)
             if pg:  # the sweep consumed the PostgreSQL dataset: regenerate next time
+                (data_dir / "meta.json").unlink(missing_ok=True)
+        if "sweep_floor" in steps:
+            print("[dataops] set-based floor of the sweep (one statement per step) …", flush=True)
+            result["sweep_floor"] = await bench_sweep_floor(vault, meta)
+            print(f"[dataops]   {result['sweep_floor']}", flush=True)
+            if pg:
                 (data_dir / "meta.json").unlink(missing_ok=True)
     finally:
         await vault.close()
@@ -415,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--export-runs", type=int, default=5)
     p.add_argument("--redaction-repeat", type=int, default=5)
     p.add_argument("--steps", default="call_list,export,redaction,sweep_dry_run,sweep",
-                   help="comma list of steps to run (default: all)")
+                   help="comma list of steps (default: all of these; sweep_floor only when named)")
     p.add_argument("--profile-sweep", action="store_true", help="cProfile the real sweep (slows it down)")
     p.add_argument("--keep-work", action="store_true", help="keep bench/out/dataops-work after the run")
     p.add_argument("--out", default=str(OUT / "dataops.json"))
