@@ -57,8 +57,61 @@ async def test_piper_speaks_english_that_whisper_understands(piper: PiperTextToS
 
 
 async def test_piper_abbreviations_do_not_break_sentences(piper: PiperTextToSpeech) -> None:
-    chunks = await _collect(piper.synthesize("I booked you with Dr. Miller, e.g. at 9 a.m. tomorrow.", "en"))
+    chunks = await _collect(piper.synthesize("I booked you with Dr. Miller e.g. at 9 a.m. tomorrow.", "en"))
     assert len(chunks) == 1
+    # at the comma it is cut (two clauses), at the abbreviations not
+    chunks = await _collect(piper.synthesize("I booked you with Dr. Miller, e.g. at 9 a.m. tomorrow.", "en"))
+    assert len(chunks) == 2
+
+
+async def test_a_long_sentence_starts_with_its_first_clause(piper: PiperTextToSpeech) -> None:
+    text = ("Thank you for calling, I have booked your appointment for next Tuesday at three pm, "
+            "and I have sent you a confirmation by text message.")
+    started = time.perf_counter()
+    arrivals: list[float] = []
+    chunks: list[np.ndarray] = []
+    async for chunk in piper.synthesize(text, "en"):
+        arrivals.append(time.perf_counter() - started)
+        chunks.append(chunk)
+    assert len(chunks) == 3  # "Thank you for calling," first: about a sixth of the audio
+    assert chunks[0].size < sum(c.size for c in chunks) / 4
+    assert arrivals[0] < arrivals[-1]
+
+
+async def test_a_short_request_does_not_wait_for_a_long_one_in_the_same_worker() -> None:
+    tts = PiperTextToSpeech(workers=1)
+    await tts.warm_up()
+    try:
+        long_reply = ", ".join(f"this is clause number {n}" for n in range(1, 13)) + "."
+        order: list[str] = []
+        first = asyncio.Event()
+
+        async def long() -> None:
+            async for _ in tts.synthesize(long_reply, "en"):
+                order.append("long")
+                first.set()
+
+        async def short() -> None:
+            await first.wait()
+            async for _ in tts.synthesize("Yes, of course.", "en"):
+                order.append("short")
+
+        await asyncio.gather(long(), short())
+        assert order.count("long") == 12 and order.count("short") == 1
+        assert order.index("short") <= 3  # it took its turn after at most one more clause
+    finally:
+        await tts.aclose()
+
+
+async def test_concurrent_requests_go_to_different_workers(piper: PiperTextToSpeech) -> None:
+    assert len(set(piper.pids)) == 2 and None not in piper.pids
+    text = "Thank you very much for your call today, we will get back to you soon."
+    one, two = piper.synthesize(text, "en"), piper.synthesize(text, "en")
+    await anext(one)
+    await anext(two)  # the second request did not wait for the first
+    assert [w.busy for w in piper._workers] == [1, 1]
+    rest = await asyncio.gather(_collect(one), _collect(two))
+    assert [len(r) for r in rest] == [1, 1]
 
 
 async def test_piper_first_audio_comes_quickly(piper: PiperTextToSpeech) -> None:
@@ -108,11 +161,11 @@ async def test_concurrent_requests_each_get_their_own_audio(piper: PiperTextToSp
 
 
 async def test_a_dead_worker_is_restarted_by_the_next_request(piper: PiperTextToSpeech) -> None:
-    pid = piper.pid
+    pid = piper.pids[0]
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     for _ in range(200):
-        if piper.pid is None:
+        if piper.pids[0] is None:
             break
         await asyncio.sleep(0.01)
     chunks: list[np.ndarray] = []
@@ -121,16 +174,18 @@ async def test_a_dead_worker_is_restarted_by_the_next_request(piper: PiperTextTo
     except ProviderError as exc:  # the request that found the worker dying
         assert exc.category is ErrorCategory.SERVER
         chunks = await _collect(piper.synthesize("Hello again.", "en"))
-    assert chunks and piper.pid not in (None, pid)
+    assert chunks and piper.pids[0] not in (None, pid)
 
 
-async def test_aclose_ends_the_worker_process(piper: PiperTextToSpeech) -> None:
-    pid = piper.pid
-    assert pid is not None
+async def test_aclose_ends_the_worker_processes(piper: PiperTextToSpeech) -> None:
+    pids = piper.pids
+    assert None not in pids
     await piper.aclose()
     assert piper.pid is None
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    for pid in pids:
+        assert pid is not None
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
     with pytest.raises(ProviderError) as info:
         await _collect(piper.synthesize("Hello.", "en"))
     assert info.value.category is ErrorCategory.UNAVAILABLE
