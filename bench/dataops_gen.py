@@ -23,7 +23,7 @@ SQLite (default): bulk ``executemany`` through the stdlib driver on a generation
 connection (WAL, ``synchronous=OFF``, large page cache, no FK checks), values converted to
 SQLAlchemy's SQLite storage formats; the read-back check at the end loads rows through the
 ORM and decrypts them through the ``KeyRing``. PostgreSQL (``--database-url``): asyncpg
-``COPY`` into schema ``bench_dataops_v<N>`` (keys in ``…_keys``).
+``COPY`` into schema ``bench_dataops_v<N>_…`` named like the cache directory (keys in ``…_keys``).
 
 The SQLite dataset is cached in ``bench/out/dataops-v<GEN_VERSION>-<calls>/`` and reused
 while ``meta.json`` says it is complete; bump ``GEN_VERSION`` when the generator changes.
@@ -134,6 +134,10 @@ class Sink:
     async def write(self, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         raise NotImplementedError
 
+    async def set_contact_times(self, rows: list[tuple[dt.datetime, dt.datetime, uuid.UUID]]) -> None:
+        """``(created_at, last_contact_at, id)`` of subjects written before their calls."""
+        raise NotImplementedError
+
     async def close(self) -> None:
         raise NotImplementedError
 
@@ -186,6 +190,10 @@ class SqliteSink(Sink):
         sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
         conn.executemany(sql, rows)
 
+    async def set_contact_times(self, rows: list[tuple[dt.datetime, dt.datetime, uuid.UUID]]) -> None:
+        self.conns["data"].executemany("UPDATE subjects SET created_at = ?, last_contact_at = ? WHERE id = ?",
+                                       [(_ts(a), _ts(b), _hex(i)) for a, b, i in rows])
+
     async def close(self) -> None:
         for _, sql in self.indexes:
             self.conns["data"].execute(sql)
@@ -216,6 +224,10 @@ class PostgresSink(Sink):
     async def write(self, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         _, apg, _, schema = await self._conn("keys" if table.name == "data_keys" else "data")
         await apg.copy_records_to_table(table.name, records=rows, columns=list(columns), schema_name=schema)
+
+    async def set_contact_times(self, rows: list[tuple[dt.datetime, dt.datetime, uuid.UUID]]) -> None:
+        _, apg, _, _ = await self._conn("data")  # search_path is the data schema
+        await apg.executemany("UPDATE subjects SET created_at = $1, last_contact_at = $2 WHERE id = $3", rows)
 
     async def close(self) -> None:
         for conn, apg, tx, _ in self.conns.values():
@@ -321,6 +333,9 @@ async def generate(vault: Vault, sink_factory: Callable[[], Sink], *, calls: int
     # data keys, wrapped like KeyRing.new_data_key
     await sink.write(*DATAKEY_COLS, [
         (p.key_id, tid, seal(tkeys.wrap, p.dek, f"dek|{tid}|{p.key_id}".encode()), anchor - SPAN) for p in people])
+    # subjects before their calls (PostgreSQL checks the foreign keys); times set once the calls are known
+    await sink.write(*SUBJECT_COLS, [(p.id, tid, p.key_id, phone_idx[p.id], email_idx[p.id], False, False, anchor,
+                                      anchor) for p in people])
     caller_lines = _caller_lines()
     statuses = [m[:2] for m in MIX]
     weights = [m[2] for m in MIX]
@@ -411,12 +426,9 @@ async def generate(vault: Vault, sink_factory: Callable[[], Sink], *, calls: int
             el = time.perf_counter() - t0
             log(f"  {counts['calls']:,} calls, {counts['turns']:,} turns in {el:.0f} s "
                 f"({counts['calls'] / el:,.0f} calls/s)")
-    subject_rows = []
+    await sink.set_contact_times([(p.first_call or anchor, p.last_call or anchor, p.id) for p in people])
     contact_rows = []
     for i, p in enumerate(people):
-        first_call = p.first_call or anchor
-        subject_rows.append((p.id, tid, p.key_id, phone_idx[p.id], email_idx[p.id], False, False, first_call,
-                             p.last_call or anchor))
         cid_ = uuid.UUID(int=rng.getrandbits(128), version=4)
         cs = str(cid_)
         email = f"{p.first}.{p.last}{i}@example.org".lower()
@@ -426,7 +438,6 @@ async def generate(vault: Vault, sink_factory: Callable[[], Sink], *, calls: int
                              enc(p, f"{rng.choice(STREETS)} {rng.randrange(1, 80)}, {rng.choice(CITIES)}",
                                  "contacts", cs, "address"), None,
                              enc(p, f"K-{10000 + i}", "contacts", cs, "customer_ref"), "call", p.last_call or anchor))
-    await sink.write(*SUBJECT_COLS, subject_rows)
     await sink.write(*CONTACT_COLS, contact_rows)
     await sink.close()
     bulk_s = time.perf_counter() - t0
@@ -479,7 +490,7 @@ def bench_settings(data_dir: Path, database_url: str | None = None) -> Settings:
         key_file.write_text(base64.b64encode(os.urandom(32)).decode())
     extra: dict[str, Any] = {}
     if database_url:
-        schema = f"bench_dataops_v{GEN_VERSION}"
+        schema = "bench_" + data_dir.name.replace("-", "_")  # one schema per dataset (size, version)
         extra = {"database_url": database_url, "database_schema": schema, "keystore_schema": schema + "_keys"}
     return Settings(data_dir=data_dir, master_key=key_file.read_text().strip(), jobs_enabled=False,
                     _env_file=None, **extra)  # type: ignore[call-arg]
