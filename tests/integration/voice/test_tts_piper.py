@@ -114,17 +114,6 @@ async def test_concurrent_requests_go_to_different_workers(piper: PiperTextToSpe
     assert [len(r) for r in rest] == [1, 1]
 
 
-async def test_piper_first_audio_comes_quickly(piper: PiperTextToSpeech) -> None:
-    async def first_audio() -> float:
-        started = time.perf_counter()
-        async for _ in piper.synthesize("Thank you for calling.", "en"):
-            return time.perf_counter() - started
-        raise AssertionError("no audio")
-
-    # speech.md: about 90 ms for a short sentence; loose bound for a shared CPU.
-    assert min([await first_audio() for _ in range(3)]) < 0.5
-
-
 async def test_piper_stays_out_of_this_process(piper: PiperTextToSpeech) -> None:
     await _collect(piper.synthesize("Hello.", "en"))
     assert "piper" not in sys.modules  # GPL code runs in the worker only
