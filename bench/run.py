@@ -405,6 +405,48 @@ def machine() -> dict[str, str]:
     }
 
 
+def data_section(data: dict[str, Any]) -> list[str]:
+    parts = ["## Data operations", ""]
+    if data.get("measured"):
+        parts += [f"Measured {data['measured']}.", ""]
+    if "error" in data:
+        return [*parts, f"error: {data['error']}", ""]
+    import dataops  # the table lives with the benchmark that made the figures
+
+    return [
+        *parts,
+        "`bench/dataops.py` on a working copy of the generated dataset (`bench/dataops_gen.py`), clock "
+        "fixed at the dataset's reference time. Call list = `store.repos.calls.list_calls`, 50 per page, "
+        "newest first, keyset cursor, one session per page. DSAR export = `do_export` to a ZIP after "
+        "`do_create_request` + `do_confirm_by_staff` (first run warms caches and is not counted). "
+        "Sweep records = `SweepReport.records` (removed or anonymised) per wall second. Redaction = "
+        "`default_redactor().redact` per turn of `tests/data/redaction/{de,en}.yaml`. 'other CPU s' = "
+        "busy CPU seconds of other processes during the step.",
+        "",
+        dataops.table(data),
+        "",
+    ]
+
+
+def merge_data_section(data: dict[str, Any], path: Path) -> None:
+    """Replace only the data-operations section (and the findings tail) of an existing RESULTS.md.
+
+    The other sections stay exactly as their run wrote them, with that run's date, commit
+    and machine (``out/results.json`` may hold fewer sections than RESULTS.md shows).
+    """
+    text = path.read_text()
+    text = text.split("\n## Findings", 1)[0].rstrip("\n")
+    if "\n## Data operations" in text:
+        before, _, after = text.partition("\n## Data operations")
+        rest = after.split("\n## ", 1)
+        text = before.rstrip("\n") + ("\n\n## " + rest[1].rstrip("\n") if len(rest) > 1 else "")
+    parts = [text, "", *data_section(data)]
+    findings = BENCH / "FINDINGS.md"
+    if findings.exists():
+        parts += ["", findings.read_text().strip()]
+    path.write_text("\n".join(parts) + "\n")
+
+
 def write_results(sections: dict[str, Any], path: Path, *, stamp: bool = True) -> None:
     if stamp:
         sections["machine"] = machine()
@@ -455,27 +497,7 @@ def write_results(sections: dict[str, Any], path: Path, *, stamp: bool = True) -
             "",
         ]
     if sections.get("data"):
-        data = sections["data"]
-        parts += ["## Data operations", ""]
-        if data.get("measured"):
-            parts += [f"Measured {data['measured']}.", ""]
-        if "error" in data:
-            parts += [f"error: {data['error']}", ""]
-        else:
-            import dataops  # the table lives with the benchmark that made the figures
-
-            parts += [
-                "`bench/dataops.py` on a working copy of the generated dataset (`bench/dataops_gen.py`), clock "
-                "fixed at the dataset's reference time. Call list = `store.repos.calls.list_calls`, 50 per page, "
-                "newest first, keyset cursor, one session per page. DSAR export = `do_export` to a ZIP after "
-                "`do_create_request` + `do_confirm_by_staff` (first run warms caches and is not counted). "
-                "Sweep records = `SweepReport.records` (removed or anonymised) per wall second. Redaction = "
-                "`default_redactor().redact` per turn of `tests/data/redaction/{de,en}.yaml`. 'other CPU s' = "
-                "busy CPU seconds of other processes during the step.",
-                "",
-                dataops.table(data),
-                "",
-            ]
+        parts += data_section(sections["data"])
     findings = BENCH / "FINDINGS.md"  # hand-written analysis of the latest figures, kept with them
     if findings.exists():
         parts += ["", findings.read_text().strip()]
@@ -497,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--report-only", action="store_true", help="rewrite RESULTS.md from out/results.json (e.g. after FINDINGS.md)"
     )
     p.add_argument(
-        "--merge", action="store_true", help="keep the sections of out/results.json this run skips"
+        "--merge", action="store_true", help="replace only the data-operations section of RESULTS.md"
     )
     args = p.parse_args(argv)
     if args.report_only:
@@ -515,8 +537,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     sections: dict[str, Any] = {}
     saved = OUT / "results.json"
-    if args.merge and saved.exists():
-        sections = {k: v for k, v in json.loads(saved.read_text()).items() if k not in {"machine", "written"}}
+    merged = args.merge and Path(args.results).exists()
+    if merged and saved.exists():
+        sections = json.loads(saved.read_text())
     if "framework" not in skip:
         peer_py = setup_venv.ensure()
         levels = [int(x) for x in args.levels.split(",")]
@@ -533,7 +556,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sections["data"]["measured"] = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit " + subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False, cwd=ROOT
         ).stdout.strip()
-    write_results(sections, Path(args.results))
+    if merged:  # only the data section is replaced; the rest of RESULTS.md stays as its run wrote it
+        merge_data_section(sections.get("data", {"error": "skipped"}), Path(args.results))
+    else:
+        write_results(sections, Path(args.results))
     (OUT / "results.json").write_text(json.dumps(sections, indent=1))
     print(f"[bench] done in {time.monotonic() - t0:.0f} s; wrote {args.results}")
 
