@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import delete
@@ -66,9 +67,14 @@ def caller_number(raw: str | None) -> str | None:
 
 
 async def do_open_inbound_call(
-    vault: Vault, *, call_sid: str, from_: str | None, to: str, caller_name: str | None, instance_id: str
+    vault: Vault, *, call_sid: str, from_: str | None, to: str, caller_name: str | None, instance_id: str,
+    answer: Callable[[uuid.UUID, uuid.UUID], str] | None = None,
 ) -> OpenedCall:
-    """Create the call record for an incoming-call webhook; idempotent per ``CallSid``."""
+    """Create the call record for an incoming-call webhook; idempotent per ``CallSid``.
+
+    ``answer(call_id, tenant_id)`` builds the TwiML reply, stored in the same transaction so a
+    carrier retry gets exactly the same answer (one transaction on the webhook's hot path).
+    """
     now = vault.clock.now()
     try:
         called = normalize_e164(to)
@@ -96,24 +102,29 @@ async def do_open_inbound_call(
         if caller_name:
             call.caller_name_enc = await vault.keys.encrypt(tenant.id, subject.key_id, caller_name, table="calls",
                                                             row_id=call.id, column="caller_name")
+        if answer is not None:
+            call.twiml_answer = answer(call.id, tenant.id)
         s.add(call)
     await vault.audit.record(actor=SYSTEM, action="call.open", tenant_id=tenant.id, object_type="call",
                              object_id=call.id)
-    return OpenedCall(call.id, tenant.id, language, None, created=True)  # type: ignore[arg-type]
+    return OpenedCall(call.id, tenant.id, language, call.twiml_answer, created=True)  # type: ignore[arg-type]
 
 
-async def do_store_answer(vault: Vault, call_id: uuid.UUID, twiml: str) -> None:
-    async with vault.db.transaction() as s:
-        call = await s.get(Call, call_id)
-        if call is not None and call.twiml_answer is None:
-            call.twiml_answer = twiml
-
-
-async def do_claim_token(vault: Vault, token_id: str, expires_at: dt.datetime) -> bool:
-    """Single use of a media-stream token: False when it was used before."""
+async def do_claim_stream(
+    vault: Vault, token_id: str, expires_at: dt.datetime, *, answered: tuple[uuid.UUID, uuid.UUID] | None = None,
+) -> bool:
+    """Single use of a media-stream token (False when it was used before); with ``answered =
+    (tenant_id, call_id)`` the call is marked answered in the same transaction."""
     try:
         async with vault.db.transaction() as s:
             s.add(UsedToken(token_id=token_id, expires_at=expires_at))
+            await s.flush()
+            if answered is not None:
+                call = await call_repo.get_call(s, *answered)
+                if call.answered_at is None:
+                    call.answered_at = vault.clock.now()
+                if call.status in ("ringing", "queued"):
+                    call.status = "in-progress"
     except DbIntegrityError:
         return False
     return True
@@ -152,15 +163,6 @@ async def load_call_context(vault: Vault, tenant_id: uuid.UUID, call_id: uuid.UU
         known_name=known_name, announcement_version=version, announcement=texts["announcement"].text,
         consent_question=texts["consent_question"].text, privacy_notice=texts["privacy_notice"].text,
     )
-
-
-async def do_mark_answered(vault: Vault, tenant_id: uuid.UUID, call_id: uuid.UUID) -> None:
-    async with vault.db.transaction() as s:
-        call = await call_repo.get_call(s, tenant_id, call_id)
-        if call.answered_at is None:
-            call.answered_at = vault.clock.now()
-        if call.status in ("ringing", "queued"):
-            call.status = "in-progress"
 
 
 async def do_finish_call(

@@ -23,10 +23,8 @@ from starlette.datastructures import FormData
 from voicedesk.appointments.confirmations import Senders
 from voicedesk.calls.service import (
     do_apply_status_callback,
-    do_claim_token,
-    do_mark_answered,
+    do_claim_stream,
     do_open_inbound_call,
-    do_store_answer,
     load_call_context,
 )
 from voicedesk.config import Settings
@@ -154,19 +152,19 @@ def build_router(rt: TwilioRuntime) -> APIRouter:
         if not call_sid or not to:
             return _xml(twiml.reject())
         vault = rt.vault()
+
+        def answer(call_id: uuid.UUID, tenant_id: uuid.UUID) -> str:
+            token = issue_call_token(vault.keys.token_key, str(call_id), str(tenant_id),
+                                     rt.settings.call_token_ttl_s, vault.clock.now())
+            return twiml.connect_stream(rt.stream_url(), {"token": token})
+
         try:
             opened = await do_open_inbound_call(vault, call_sid=call_sid, from_=_s(form, "From"), to=to,
                                                 caller_name=_s(form, "CallerName"),
-                                                instance_id=rt.settings.instance_id)
+                                                instance_id=rt.settings.instance_id, answer=answer)
         except NotFoundError:
             return _xml(twiml.reject())
-        if opened.twiml is not None:
-            return _xml(opened.twiml)
-        token = issue_call_token(vault.keys.token_key, str(opened.call_id), str(opened.tenant_id),
-                                 rt.settings.call_token_ttl_s, vault.clock.now())
-        body = twiml.connect_stream(rt.stream_url(), {"token": token})
-        await do_store_answer(vault, opened.call_id, body)
-        return _xml(body)
+        return _xml(opened.twiml or twiml.reject())
 
     @router.post("/status", status_code=204, response_class=Response)
     async def status_callback(request: Request) -> Response:
@@ -289,14 +287,19 @@ async def _attach(rt: TwilioRuntime, actions: CarrierActions, start: StreamStart
         claims = verify_call_token(vault.keys.token_key, start.custom_parameters.get("token"), now)
     except AuthenticationError:
         return None
-    if not await do_claim_token(vault, claims.token_id, claims.expires_at.astimezone(dt.UTC)):
-        return None
+    call_id, tenant_id = uuid.UUID(claims.call_id), uuid.UUID(claims.tenant_id)
     existing = rt.live.get(start.call_sid)
+    answered = None if existing is not None else (tenant_id, call_id)
+    try:
+        claimed = await do_claim_stream(vault, claims.token_id, claims.expires_at.astimezone(dt.UTC),
+                                        answered=answered)
+    except NotFoundError:  # the call was erased meanwhile
+        return None
+    if not claimed:
+        return None
     if existing is not None:
         return existing  # a new stream after a failed transfer
-    call_id, tenant_id = uuid.UUID(claims.call_id), uuid.UUID(claims.tenant_id)
     ctx = await load_call_context(vault, tenant_id, call_id)
-    await do_mark_answered(vault, tenant_id, call_id)
     live = start_live_call(vault=vault, engines=rt.engines(), settings=rt.settings, ctx=ctx,
                            call_sid=start.call_sid, actions=actions, metrics=rt.metrics)
     rt.live.calls[start.call_sid] = live
