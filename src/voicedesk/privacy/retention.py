@@ -35,6 +35,7 @@ changes nothing and reports what would go. Each tenant's sweep is audited with c
 from __future__ import annotations
 
 import asyncio
+import bisect
 import calendar
 import datetime as dt
 import uuid
@@ -43,7 +44,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import and_, case, delete, func, literal, or_, select, update
+from sqlalchemy import String, and_, case, delete, func, literal, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicedesk.domain.errors import ErasedError, IntegrityError
@@ -52,7 +53,6 @@ from voicedesk.domain.retention import (
     Action,
     DataCategory,
     RetentionPolicy,
-    anonymise_call_metadata,
     is_expired,
 )
 from voicedesk.privacy.holds import HeldSet, active_holds
@@ -183,15 +183,33 @@ class SweepReport:
 
 @dataclass
 class _Batch:
-    """Calls to process (rows) and a predicate that selects exactly them."""
+    """Calls to process (rows) and a predicate that selects exactly them.
+
+    With ``by_scope`` the rows' ids are raw column values (never turned into ``uuid.UUID``)
+    and child tables are reached by ``call_id IN (SELECT id FROM calls WHERE scope)``.
+    """
 
     calls: list[Any]
     scope: Any
+    by_scope: bool = False
+    _ids: list[uuid.UUID] | None = None
 
     def ids(self) -> list[uuid.UUID]:
-        # Child tables are reached by explicit ids: an IN (subquery) lets PostgreSQL pick a
-        # hash join over the whole child table per batch, which makes the sweep quadratic.
-        return [r.id for r in self.calls]
+        if self._ids is None:
+            self._ids = [r.id if isinstance(r.id, uuid.UUID) else uuid.UUID(r.id) for r in self.calls]
+        return self._ids
+
+    def call_ids(self) -> Any:
+        """What a child table's ``call_id`` is matched against (``call_id.in_(batch.call_ids())``).
+
+        SQLite: the batch's key range as a subquery (the planner walks
+        ``ix_calls_tenant_started`` and probes the child's ``call_id`` index), so no id list
+        is shipped. PostgreSQL: explicit ids, because an IN (subquery) lets its planner pick
+        a hash join over the whole child table per batch, which makes the sweep quadratic.
+        """
+        if self.by_scope:
+            return select(Call.id).where(self.scope).scalar_subquery()
+        return self.ids()
 
 
 class _BudgetSpentError(Exception):
@@ -390,6 +408,7 @@ class _TenantSweeper:
     # walking the calls ---------------------------------------------------------------
     async def _walk_calls(
         self, category: DataCategory, state: dict[str, Any], *columns: Any, where: Any = None,
+        uuids: bool = False,
     ) -> AsyncIterator[_Batch]:
         """Batches of the tenant's calls whose ``category`` period has run out and no hold protects.
 
@@ -397,7 +416,9 @@ class _TenantSweeper:
         finished run left, see ``_load_floors``); each yielded batch advances the cursor,
         which the caller persists with the batch's changes. A batch's ``scope`` selects
         exactly its calls by key range (minus held and not-yet-expired ones), so the
-        changes are set-based statements, not lists of ids.
+        changes are set-based statements, not lists of ids. On SQLite (unless ``uuids``)
+        ids come back as the stored hex text: they only go back into SQL, so no
+        ``uuid.UUID`` is built per row.
         """
         upper = _window(category, self.policy, self.now)
         sure = _sure_cutoff(category, self.policy, self.now)
@@ -405,8 +426,15 @@ class _TenantSweeper:
             floor = self.floors.get(category.value)
             if floor:
                 state["after"] = [floor, uuid.UUID(int=0).hex]
+        raw = not uuids and self.vault.db.engine.dialect.name == "sqlite"
+        id_cols: tuple[Any, Any] = (
+            (type_coerce(Call.id, String).label("id"), type_coerce(Call.subject_id, String).label("subject_id"))
+            if raw else (Call.id, Call.subject_id))
+        held_calls = {c.hex for c in self.held.calls} if raw else self.held.calls
+        held_subjects = {c.hex for c in self.held.subjects} if raw else self.held.subjects
+        any_held = bool(held_calls or held_subjects)
         while True:
-            q = (select(Call.id, Call.subject_id, Call.started_at, *columns)
+            q = (select(*id_cols, Call.started_at, *columns)
                  .where(Call.tenant_id == self.tid, Call.started_at <= upper)
                  .order_by(Call.started_at, Call.id).limit(self.batch_size))
             if where is not None:
@@ -416,30 +444,34 @@ class _TenantSweeper:
                 rows = (await conn.execute(q if cond is None else q.where(cond))).all()
             if not rows:
                 return
-            todo = []
-            skipped = []
-            for r in rows:
-                if r.started_at > sure and not self._expired(category, r.started_at):
-                    skipped.append(r.id)
-                elif self.held.covers_call(r.id, r.subject_id):
-                    self._count(category, "held", 1)
-                    skipped.append(r.id)
-                else:
-                    todo.append(r)
             last, first = rows[-1], rows[0]
+            todo: list[Any] = []
+            skipped: list[Any] = []
+            if last.started_at <= sure and not any_held:
+                todo = list(rows)  # all expired, none held: no look at each row
+            else:
+                for r in rows:
+                    if r.started_at > sure and not self._expired(category, r.started_at):
+                        skipped.append(r.id)
+                    elif r.id in held_calls or (r.subject_id is not None and r.subject_id in held_subjects):
+                        self._count(category, "held", 1)
+                        skipped.append(r.id)
+                    else:
+                        todo.append(r)
+            last_id = uuid.UUID(last.id) if raw else last.id
             # Plain bounds first so the (tenant_id, started_at, id) index serves the range.
             scope = [Call.tenant_id == self.tid, Call.started_at >= first.started_at,
                      Call.started_at <= last.started_at,
                      or_(Call.started_at < last.started_at, and_(Call.started_at == last.started_at,
-                                                                 Call.id <= last.id))]
+                                                                 Call.id <= last_id))]
             if cond is not None:
                 scope.append(cond)
             if where is not None:
                 scope.append(where)
             if skipped:
-                scope.append(Call.id.not_in(skipped))
-            state["after"] = _key(last.started_at, last.id)
-            yield _Batch(todo, and_(*scope))
+                scope.append(Call.id.not_in([uuid.UUID(i) for i in skipped] if raw else skipped))
+            state["after"] = _key(last.started_at, last_id)
+            yield _Batch(todo, and_(*scope), by_scope=raw)
 
     # recordings ------------------------------------------------------------------------
     async def _recordings(self, state: dict[str, Any]) -> None:
@@ -455,7 +487,7 @@ class _TenantSweeper:
             await self._batch_done(cat)
 
     async def _count_rows(self, model: type[Recording] | type[Turn], batch: _Batch) -> int:
-        q = select(func.count()).select_from(model).where(model.call_id.in_(batch.ids()))
+        q = select(func.count()).select_from(model).where(model.call_id.in_(batch.call_ids()))
         if model is Turn:
             q = q.where(Turn.redacted_at.is_(None))
         async with self.vault.db.engine.connect() as conn:
@@ -463,19 +495,20 @@ class _TenantSweeper:
 
     async def _delete_recordings(self, s: AsyncSession, batch: _Batch) -> int:
         """Blobs first, then rows (inside the batch's transaction): a crash never leaves a readable orphan."""
-        blobs = (await s.scalars(select(Recording.blob_key).where(Recording.call_id.in_(batch.ids())))).all()
+        blobs = (await s.scalars(select(Recording.blob_key).where(Recording.call_id.in_(batch.call_ids())))).all()
         for name in blobs:
             await self.vault.blobs.delete(name)
         if not blobs:
             return 0
-        return _rowcount(await s.execute(delete(Recording).where(Recording.call_id.in_(batch.ids()))))
+        return _rowcount(await s.execute(delete(Recording).where(Recording.call_id.in_(batch.call_ids()))
+                                         .execution_options(synchronize_session=False)))
 
     # transcripts -----------------------------------------------------------------------
     async def _transcripts(self, state: dict[str, Any]) -> None:
         cat = DataCategory.TRANSCRIPTS
         redact = self.retention.transcripts is Action.ANONYMISE
         async for batch in self._walk_calls(cat, state, Call.language, Call.from_enc, Call.caller_name_enc,
-                                            where=Call.anonymised_at.is_(None)):
+                                            where=Call.anonymised_at.is_(None), uuids=redact):
             if self.dry_run:
                 if batch.calls:
                     self._count(cat, "redacted" if redact else "deleted", await self._count_rows(Turn, batch))
@@ -485,8 +518,9 @@ class _TenantSweeper:
             else:
                 async with self.vault.db.transaction() as s:
                     if batch.calls:
-                        res = await s.execute(delete(Turn).where(Turn.call_id.in_(batch.ids()),
-                                                                 Turn.redacted_at.is_(None)))
+                        res = await s.execute(delete(Turn).where(Turn.call_id.in_(batch.call_ids()),
+                                                                 Turn.redacted_at.is_(None))
+                                              .execution_options(synchronize_session=False))
                         self._count(cat, "deleted", _rowcount(res))
                     await self._save_progress(s)
             await self._batch_done(cat)
@@ -594,8 +628,7 @@ class _TenantSweeper:
     # call metadata ---------------------------------------------------------------------
     async def _metadata(self, state: dict[str, Any]) -> None:
         cat = DataCategory.CALL_METADATA
-        async for batch in self._walk_calls(cat, state, Call.duration_s, Call.direction, Call.status, Call.outcome,
-                                            Call.language, where=Call.anonymised_at.is_(None)):
+        async for batch in self._walk_calls(cat, state, where=Call.anonymised_at.is_(None)):
             if self.dry_run:
                 self._count(cat, "anonymised", len(batch.calls))
                 continue
@@ -603,23 +636,35 @@ class _TenantSweeper:
             await self._batch_done(cat)
         await self._unlink_anonymised_calls()
 
+    def _days(self, calls: Sequence[Any]) -> list[dt.date]:
+        """The dates (in the tenant's zone) that ``calls``, in start order, fall on.
+
+        The date ``anonymise_call_metadata`` keeps (``started_at`` in the tenant's zone,
+        ``.date()``), looked up once per date: a binary search finds the first call after
+        each date's end instead of converting every call.
+        """
+        out: list[dt.date] = []
+        i, n = 0, len(calls)
+        while i < n:
+            day = calls[i].started_at.astimezone(self.zone).date()
+            out.append(day)
+            end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=self.zone)
+            i = bisect.bisect_left(calls, end, lo=i + 1, key=lambda r: r.started_at)
+        return out
+
     async def _anonymise(self, batch: _Batch) -> None:
-        days: set[dt.date] = set()
-        for r in batch.calls:
-            kept = anonymise_call_metadata({
-                "id": r.id, "tenant_id": self.tid, "started_at": r.started_at.astimezone(self.zone),
-                "duration_seconds": r.duration_s, "direction": r.direction, "status": r.status,
-                "outcome_category": r.outcome, "language": r.language,
-            })
-            days.add(kept["date"])
+        days = self._days(batch.calls)
         async with self.vault.db.transaction() as s:
             if batch.calls:
                 self._count(DataCategory.RECORDINGS, "deleted", await self._delete_recordings(s, batch))
-                res = await s.execute(delete(Turn).where(Turn.call_id.in_(batch.ids()), Turn.redacted_at.is_(None)))
+                res = await s.execute(delete(Turn).where(Turn.call_id.in_(batch.call_ids()),
+                                                         Turn.redacted_at.is_(None))
+                                      .execution_options(synchronize_session=False))
                 self._count(DataCategory.TRANSCRIPTS, "deleted", _rowcount(res))
-                await s.execute(update(Consent).where(Consent.call_id.in_(batch.ids())).values(call_id=None))
+                await s.execute(update(Consent).where(Consent.call_id.in_(batch.call_ids())).values(call_id=None)
+                                .execution_options(synchronize_session=False))
                 now = self.vault.clock.now()
-                for day in sorted(days):  # a batch spans few days: one statement each
+                for day in days:  # a batch spans few days: one statement each
                     start = dt.datetime.combine(day, dt.time(), tzinfo=self.zone)
                     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=self.zone)
                     scope = and_(batch.scope, Call.started_at >= start, Call.started_at < end)
@@ -749,7 +794,7 @@ async def _sweep_logs(vault: Vault, periods: Sequence[RetentionPolicy], now: dt.
 # --- entry points -----------------------------------------------------------------------------
 
 async def run_sweep(
-    vault: Vault, *, tenant_id: uuid.UUID | None = None, dry_run: bool = False, batch_size: int = 1000,
+    vault: Vault, *, tenant_id: uuid.UUID | None = None, dry_run: bool = False, batch_size: int = 5000,
     max_batches: int | None = None, on_batch: BatchHook | None = None,
     retention_of: Callable[[Tenant], TenantRetention] = tenant_retention, actor: str = SYSTEM,
 ) -> SweepReport:
