@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     jobs_enabled: bool = True
     call_token_ttl_s: int = 120
     endpoint_hangover_ms: int = 600
+    speculative_stt: bool = Field(
+        default=True,
+        description="transcribe a caller's turn at a pause of speculative_stt_ms, while the end-of-turn "
+        "hangover still runs; used when the caller says nothing more (STT time hidden behind the hangover)",
+    )
+    speculative_stt_ms: int = Field(default=200, ge=1, description="pause that starts the speculative transcription")
 
     @field_validator("public_url")
     @classmethod

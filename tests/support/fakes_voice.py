@@ -272,12 +272,16 @@ class FakeConsentSink:
 class FakeMetricsSink:
     timings: list[TurnTimings] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    speculations: list[str] = field(default_factory=list)
 
     def observe_turn(self, timings: TurnTimings) -> None:
         self.timings.append(timings)
 
     def observe_error(self, stage: str, category: str) -> None:
         self.errors.append((stage, category))
+
+    def observe_speculation(self, outcome: str) -> None:
+        self.speculations.append(outcome)
 
 
 class FakeCarrier:

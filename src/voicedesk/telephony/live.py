@@ -49,6 +49,9 @@ class PrometheusMetricsSink:
     def observe_error(self, stage: str, category: str) -> None:
         log.warning("call_stage_error", stage=stage, category=category)
 
+    def observe_speculation(self, outcome: str) -> None:
+        self.metrics.speculative_stt.labels(outcome=outcome).inc()  # type: ignore[attr-defined]
+
 
 class CarrierActions(Protocol):
     """What the live call needs from the carrier; implemented for Twilio in ``twilio/routes``."""
@@ -137,6 +140,7 @@ def start_live_call(
     config = SessionConfig(
         language=language, consent_mode=ctx.profile.consent_mode, recording_enabled=ctx.profile.recording_enabled,
         **({"hangover_ms": engines.hangover_ms} if engines.hangover_ms else {}),
+        speculative_stt_ms=settings.speculative_stt_ms if settings.speculative_stt else 0,
     )
     holder: list[LiveCall] = []
 

@@ -6,7 +6,9 @@ the ``send`` callback. In between, in order:
 1. consent gate (``domain.consent``): the announcement, in ``ask`` mode the question;
    until consent nothing is recorded or persisted, audio lives in memory only;
 2. turn detection (``turns.TurnDetector``): VAD per frame, end of turn after a hangover
-   (shorter after a yes/no question);
+   (shorter after a yes/no question); with ``speculative_stt_ms`` the turn so far is
+   transcribed at a pause of that length, while the hangover still runs, and the turn uses
+   that transcription if the caller said nothing more (speculative transcription);
 3. one job at a time on a worker task: STT → ``Conversation.respond`` (never two dialogue
    calls at once);
 4. speaking: the reply is split into sentences, each synthesised and sent as produced,
@@ -51,7 +53,7 @@ from voicedesk.voice.frames import (
     StreamStopped,
 )
 from voicedesk.voice.playback import Playback
-from voicedesk.voice.ports import SpeechToText, TextToSpeech, VoiceActivityDetector
+from voicedesk.voice.ports import SpeechToText, TextToSpeech, Transcription, VoiceActivityDetector
 from voicedesk.voice.prompts import CallTexts, PromptCache
 from voicedesk.voice.recorder import Recorder
 from voicedesk.voice.sentences import is_backchannel, split_sentences
@@ -65,7 +67,7 @@ from voicedesk.voice.sinks import (
     TurnSink,
     TurnTimings,
 )
-from voicedesk.voice.turns import SpeechAbandoned, SpeechStarted, TurnDetector, TurnEnded
+from voicedesk.voice.turns import SpeechAbandoned, SpeechPaused, SpeechStarted, TurnDetector, TurnEnded
 from voicedesk.voice.writer import BackgroundWriter
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ class SessionConfig:
     min_speech_ms: int = 120
     preroll_ms: int = 200
     max_turn_ms: int = 30_000
+    speculative_stt_ms: int = 0  # transcribe at a pause this long, before the hangover ends; 0: off
     barge_in_ms: int = 300
     silence_timeout_ms: int = 8_000
     consent_answer_timeout_ms: int = 6_000
@@ -144,12 +147,27 @@ class _Utterance:
         return self.reply is not None and self.reply.expects == "yes_no"
 
 
+@dataclass(eq=False)
+class _Speculation:
+    """The transcription of a turn so far, started at a pause (``SpeechPaused``).
+
+    It stands for the finished turn only if the turn ends with the same start and the same
+    last voiced frame, i.e. the caller said nothing more after the pause.
+    """
+
+    start_ms: int
+    last_voiced_ms: int
+    task: asyncio.Task[Transcription]
+    outcome: str | None = None  # used | stale | failed, once settled (a metric label)
+
+
 @dataclass(frozen=True)
 class _TurnJob:
     turn: TurnEnded
     overlapped: frozenset[int]
     barged_in: bool
     timing: _TurnClock
+    speculation: _Speculation | None = None
 
 
 @dataclass(frozen=True)
@@ -226,6 +244,7 @@ class CallSession:
         self.detector = TurnDetector(
             vad, sample_rate=SAMPLE_RATE, threshold=cfg.vad_threshold, hangover_ms=cfg.hangover_ms,
             min_speech_ms=cfg.min_speech_ms, preroll_ms=cfg.preroll_ms, max_turn_ms=cfg.max_turn_ms,
+            early_ms=cfg.speculative_stt_ms or None,
         )
         self.playback = Playback(SAMPLE_RATE)
         self.recorder = Recorder(recording, on_error=self._sink_error, sample_rate=SAMPLE_RATE)
@@ -244,6 +263,9 @@ class CallSession:
         self._active: list[_Utterance] = []
         self._producers: set[asyncio.Task[None]] = set()
         self._aux: set[asyncio.Task[None]] = set()
+        self._speculation: _Speculation | None = None  # the latest, until a turn takes it or it is stale
+        self._deferred_pause: SpeechPaused | None = None  # to speculate once the running STT is done
+        self._speculating: set[asyncio.Task[Transcription]] = set()  # speculative STT not finished
         self._speak_lock = asyncio.Lock()
         self._attached = asyncio.Event()
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
@@ -313,6 +335,7 @@ class CallSession:
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
+        await self._cancel_speculation()
         for utt in list(self._active):
             self._finish(utt, interrupted=True, heard=" ".join(utt.played))
         if self.gate.open:
@@ -331,6 +354,7 @@ class CallSession:
             busy = (
                 self._jobs_pending > 0
                 or any(not t.done() for t in self._producers | self._aux)
+                or bool(self._speculating)
                 or not self._consent_writer.idle
                 or not self._turn_writer.idle
             )
@@ -372,6 +396,8 @@ class CallSession:
             self._silence_deadline = self._answer_deadline = None
             self._overlap_ids = frozenset()
             self._barged_in = False
+        elif isinstance(event, SpeechPaused):
+            self._speculate(event)
         elif isinstance(event, TurnEnded):
             self._on_turn(event)
         elif isinstance(event, SpeechAbandoned):
@@ -388,16 +414,97 @@ class CallSession:
             and all(u.interruptible for u in self._active)
         ):
             self._barged_in = True
+            self._drop_speculation()
             await self._interrupt()
         await self._check_deadlines()
 
     def _on_turn(self, turn: TurnEnded) -> None:
         self.detector.hangover_ms = self.config.hangover_ms
         timing = _TurnClock(last_voiced=self._last_voiced_mono, endpoint=self.clock.monotonic())
-        job = _TurnJob(turn, self._overlap_ids, self._barged_in, timing)
+        spec = self._speculation
+        if spec is not None and (spec.start_ms, spec.last_voiced_ms) == (turn.start_ms, turn.last_voiced_ms):
+            self._speculation = None  # the job owns it now
+        else:
+            spec = None
+        self._drop_speculation()
+        job = _TurnJob(turn, self._overlap_ids, self._barged_in, timing, spec)
         self._overlap_ids = frozenset()
         if self.phase in ("gate", "conversation"):
             self._enqueue(job)
+        elif spec is not None:
+            self._settle(spec, "stale")
+
+    # --- speculative transcription ----------------------------------------------------
+    def _speculate(self, pause: SpeechPaused) -> None:
+        """Start transcribing the turn so far; the hangover may still find it goes on."""
+        self._drop_speculation()  # a new pause in the same turn: the caller spoke again
+        if self.phase not in ("gate", "conversation"):
+            return
+        if self._speculating:
+            # One speculative STT per call at a time. The engine is shared by all calls
+            # (Whisper: one worker thread), so a second job would only queue behind the stale
+            # one and take CPU from other calls; this pause is speculated once that job is
+            # done, if the pause still lasts then (a short "…, ähm, Dienstag" would otherwise
+            # lose its speculation).
+            self._deferred_pause = pause
+            return
+        pcm, language = pause.pcm, self.texts.language
+        task = asyncio.get_running_loop().create_task(
+            self.stt.transcribe(pcm, SAMPLE_RATE, language), name="speculative-stt")
+        self._speculation = _Speculation(pause.start_ms, pause.last_voiced_ms, task)
+        self._speculating.add(task)
+        task.add_done_callback(self._speculation_done)
+
+    def _speculation_done(self, task: asyncio.Task[Transcription]) -> None:
+        self._speculating.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a stale one's failure is of no interest; a used one's is seen there
+        pause, self._deferred_pause = self._deferred_pause, None
+        d = self.detector
+        if pause is not None and d.in_speech and (d.start_ms, d.last_voiced_ms) == (
+            pause.start_ms, pause.last_voiced_ms
+        ):  # the deferred pause still lasts
+            self._speculate(pause)
+
+    def _drop_speculation(self) -> None:
+        """The latest speculation no longer matches the turn (the caller went on, barge-in)."""
+        if self._speculation is not None:
+            self._settle(self._speculation, "stale")  # its task runs on; the result is ignored
+            self._speculation = None
+        self._deferred_pause = None
+
+    def _settle(self, spec: _Speculation, outcome: str) -> None:
+        if spec.outcome is not None:
+            return
+        spec.outcome = outcome
+        try:
+            self.metrics.observe_speculation(outcome)
+        except Exception:
+            log.exception("metrics sink failed")
+
+    async def _cancel_speculation(self) -> None:
+        """On close: a speculation still running is cancelled (a worker thread just finishes it)."""
+        self._drop_speculation()
+        tasks = list(self._speculating)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _transcribe(self, job: _TurnJob) -> Transcription:
+        """The turn's text: the speculation's if it has one (and it worked), else a new transcription."""
+        spec = job.speculation
+        if spec is not None and spec.outcome is None:
+            try:
+                result = await spec.task
+            except Exception as exc:
+                category, permanent = _category(exc)
+                log.warning("speculative stt failed (%s); transcribing the turn again", category)
+                self._note_error("stt", category, permanent)
+                self._settle(spec, "failed")
+            else:
+                self._settle(spec, "used")
+                return result
+        return await self.stt.transcribe(job.turn.pcm, SAMPLE_RATE, self.texts.language)
 
     def _on_mark(self, name: str) -> None:
         for mark in self.playback.echoed(name, self._now_ms):
@@ -495,10 +602,9 @@ class CallSession:
 
     async def _caller_turn(self, job: _TurnJob) -> None:
         turn, timing = job.turn, job.timing
-        pcm = turn.pcm
-        language = self.texts.language
-        result = await self._attempt("stt", lambda: self.stt.transcribe(pcm, SAMPLE_RATE, language))
-        timing.stt_done = self.clock.monotonic()
+        # a retry transcribes afresh: _transcribe settles the speculation on its first attempt
+        result = await self._attempt("stt", lambda: self._transcribe(job))
+        timing.stt_done = self.clock.monotonic()  # after a used speculation: ~0 after the endpoint
         text = result.text.strip()
         if not text or self.phase not in ("gate", "conversation"):
             return

@@ -10,6 +10,12 @@ The hangover counts from the last frame that is both voiced *and* loud (RMS at o
 energy has ended (bench/FINDINGS.md, finding 1), and that tail should not delay the end of
 the turn. A voiced but quiet stretch longer than ``max_quiet_tail_ms`` is no such tail but
 quiet speech (a soft talker, a line with low gain): it counts as voiced, as before.
+
+With ``early_ms`` set, a pause within a turn that reaches ``early_ms`` of silence (once per
+pause, and only after ``min_speech_ms`` of voiced audio) yields ``SpeechPaused`` with the
+turn's audio so far: the session starts transcribing it while the hangover still runs
+(speculative transcription). If the caller goes on speaking, ``last_voiced_ms`` moves on and
+that snapshot no longer matches the turn that finally ends.
 """
 
 from __future__ import annotations
@@ -48,7 +54,16 @@ class TurnEnded:
     voiced_ms: int
 
 
-TurnEvent = SpeechStarted | SpeechAbandoned | TurnEnded
+@dataclass(frozen=True)
+class SpeechPaused:
+    """The turn so far, once its current pause has lasted ``early_ms`` (the turn may still go on)."""
+
+    pcm: PCM
+    start_ms: int
+    last_voiced_ms: int
+
+
+TurnEvent = SpeechStarted | SpeechPaused | SpeechAbandoned | TurnEnded
 
 
 class TurnDetector:
@@ -66,6 +81,7 @@ class TurnDetector:
         max_turn_ms: int = 30_000,
         loud_dbfs: float | None = -45.0,
         max_quiet_tail_ms: int = 160,
+        early_ms: int | None = None,
     ) -> None:
         self.vad = vad
         self.sample_rate = sample_rate
@@ -76,6 +92,7 @@ class TurnDetector:
         self.max_turn_ms = max_turn_ms
         self.loud_dbfs = loud_dbfs
         self.max_quiet_tail_ms = max_quiet_tail_ms
+        self.early_ms = early_ms  # None or 0: no SpeechPaused
         self._preroll: deque[PCM] = deque()
         self._preroll_samples = 0
         self._buffer: list[PCM] = []
@@ -85,6 +102,7 @@ class TurnDetector:
         self._last_voiced_end = 0
         self._silence_ms = 0
         self._quiet_ms = 0  # voiced but quiet audio in a row (Silero's tail, or soft speech)
+        self._paused = False  # SpeechPaused already sent for the current pause
 
     @property
     def last_voiced_ms(self) -> int:
@@ -106,6 +124,7 @@ class TurnDetector:
             self.voiced_ms = dur
             self._silence_ms = 0
             self._quiet_ms = 0
+            self._paused = False
             self._last_voiced_end = frame.timestamp_ms + dur
             return SpeechStarted(frame.timestamp_ms)
         self._buffer.append(pcm)
@@ -123,10 +142,20 @@ class TurnDetector:
                 self._silence_ms += dur
             else:
                 self._silence_ms = 0
+                self._paused = False
                 self._last_voiced_end = frame.timestamp_ms + dur
         now = frame.timestamp_ms + dur
         if self._silence_ms >= self.hangover_ms or now - self.start_ms >= self.max_turn_ms:
             return self._finish(now)
+        if (
+            self.early_ms
+            and not self._paused
+            and self._silence_ms >= self.early_ms
+            and self.voiced_ms >= self.min_speech_ms
+        ):
+            self._paused = True
+            return SpeechPaused(pcm=np.concatenate(self._buffer), start_ms=self.start_ms,
+                                last_voiced_ms=self._last_voiced_end)
         return None
 
     def reset(self) -> None:
@@ -138,6 +167,7 @@ class TurnDetector:
         self.voiced_ms = 0
         self._silence_ms = 0
         self._quiet_ms = 0
+        self._paused = False
         self.vad.reset()
 
     def _finish(self, now: int) -> TurnEvent:
@@ -147,6 +177,7 @@ class TurnDetector:
         self.voiced_ms = 0
         self._silence_ms = 0
         self._quiet_ms = 0
+        self._paused = False
         if voiced < self.min_speech_ms:
             return SpeechAbandoned(now)
         pcm = np.concatenate(buffer) if buffer else np.zeros(0, dtype=np.int16)

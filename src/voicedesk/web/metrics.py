@@ -26,5 +26,9 @@ class Metrics:
                                      registry=self.registry)
         self.webhooks_refused = Counter("voicedesk_webhooks_refused_total", "Webhooks refused", ["reason"],
                                         registry=self.registry)
+        self.speculative_stt = Counter(
+            "voicedesk_speculative_stt_total",
+            "Transcriptions started at a pause in the caller's turn, by outcome: used, stale, failed",
+            ["outcome"], registry=self.registry)
         self.calls_total = Counter("voicedesk_calls_total", "Calls by final status", ["status"],
                                    registry=self.registry)
