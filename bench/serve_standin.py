@@ -38,7 +38,7 @@ from voicedesk.config import Settings  # noqa: E402
 from voicedesk.engines import Engines  # noqa: E402
 from voicedesk.tenancy.service import do_create_tenant, load_profile_file  # noqa: E402
 from voicedesk.voice.vad import SileroVad  # noqa: E402
-from voicedesk.web.app import create_app  # noqa: E402
+from voicedesk.web.app import create_app, server_options  # noqa: E402
 
 PROFILES = {"en": ROOT / "examples" / "harbor-auto.yaml", "de": ROOT / "examples" / "praxis-mueller.yaml"}
 
@@ -77,21 +77,6 @@ async def create_bench_tenant(settings: Settings, args: argparse.Namespace) -> N
         await vault.close()
 
 
-class PrewarmedVads:
-    """Experiment (``--prewarm-vad N``), not the product: VAD instances built at start.
-
-    The product builds one ``SileroVad`` per call on the event loop (a model load, ~43 ms of
-    CPU, measured); this factory hands out ready ones first, to show what taking that load
-    off the call path is worth.
-    """
-
-    def __init__(self, count: int) -> None:
-        self._ready = [SileroVad() for _ in range(count)]
-
-    def __call__(self) -> SileroVad:
-        return self._ready.pop() if self._ready else SileroVad()
-
-
 def standin_engines(args: argparse.Namespace) -> Engines:
     """Stand-in STT, dialogue and TTS for every language; voicedesk's real Silero VAD."""
     stt = StandInSpeechToText(args.stt_delay_ms / 1000)
@@ -99,7 +84,7 @@ def standin_engines(args: argparse.Namespace) -> Engines:
     return Engines(
         stt={"de": stt, "en": stt},
         tts={"de": tts, "en": tts},
-        vad_factory=PrewarmedVads(args.prewarm_vad) if args.prewarm_vad else SileroVad,
+        vad_factory=SileroVad,
         dialogue=StandInDialogueEngine(args.llm_delay_ms / 1000),
         hangover_ms=args.vad_stop_ms,
     )
@@ -118,7 +103,6 @@ def main() -> None:
     p.add_argument("--language", choices=sorted(PROFILES), default="en")
     p.add_argument("--number", default="+493012345678", help="the tenant's Twilio number")
     p.add_argument("--auth-token", default="bench-auth-token")
-    p.add_argument("--prewarm-vad", type=int, default=0, help="experiment: build N VAD instances at start")
     p.add_argument("--keep-data", action="store_true", help="keep the throwaway data dir")
     args = p.parse_args()
     if args.vad_stop_ms is None and args.engines == "standin":
@@ -131,7 +115,7 @@ def main() -> None:
         settings = bench_settings(args, data_dir)
         asyncio.run(create_bench_tenant(settings, args))
         app = create_app(settings, engines=standin_engines(args) if args.engines == "standin" else None)
-        uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", lifespan="on")
+        uvicorn.run(app, host="127.0.0.1", port=args.port, **server_options(settings))
     finally:
         if not args.keep_data:
             shutil.rmtree(data_dir, ignore_errors=True)

@@ -4,10 +4,8 @@
 VAD factory, the dialogue engine); ``create_app(..., overrides=Engines(...))`` replaces them
 (benchmarks, tests). Models are warmed up at start so the first call is not slow.
 
-No model is loaded on the call path: ``warm_up`` fills the VAD pool (``SileroVadPool``: a
-Silero model load is ~45 ms of CPU, on the event loop for every call before), and a
-``vad_factory`` given as the bare ``SileroVad`` class is replaced by such a pool of
-``vad_pool_size`` models.
+No model is loaded on the call path: ``warm_up`` loads the process's one Silero VAD model
+(``SileroModel.shared``); each call's ``SileroVad`` only holds its recurrent state.
 """
 
 from __future__ import annotations
@@ -34,7 +32,6 @@ class Engines:
     vad_factory: Callable[[], VoiceActivityDetector]
     dialogue: DialogueEngine
     hangover_ms: int | None = None
-    vad_pool_size: int = 4  # Silero models loaded at warm-up (~10 MB each); more load off the loop
     prompts: dict[str, PromptCache] = field(default_factory=dict)
     closers: list[Callable[[], Any]] = field(default_factory=list)
 
@@ -57,17 +54,13 @@ class Engines:
         return engine
 
     async def warm_up(self) -> None:
-        from voicedesk.voice.vad import SileroVad, SileroVadPool
+        from voicedesk.voice.vad import SileroModel, SileroVad
 
-        if self.vad_factory is SileroVad:  # one model load per call: lend loaded ones instead
-            pool = SileroVadPool(self.vad_pool_size)
-            self.vad_factory = pool
-            self.closers.append(pool.close)
         engines: list[SpeechToText | TextToSpeech] = [*self.stt.values(), *self.tts.values()]
         unique = {id(e): e for e in engines}
         warm = [e.warm_up() for e in unique.values()]
-        if isinstance(self.vad_factory, SileroVadPool):
-            warm.append(self.vad_factory.warm_up())
+        if self.vad_factory is SileroVad:
+            warm.append(_load_shared_vad_model(SileroModel))
         await asyncio.gather(*warm)
 
     async def aclose(self) -> None:
@@ -75,6 +68,10 @@ class Engines:
             result = close()
             if asyncio.iscoroutine(result):
                 await result
+
+
+async def _load_shared_vad_model(model: Any) -> None:
+    await asyncio.to_thread(model.shared)  # ~40 ms of native load, off the event loop
 
 
 def build_dialogue(settings: Settings) -> DialogueEngine:
@@ -114,7 +111,7 @@ def build_engines(settings: Settings) -> Engines:
         from voicedesk.voice.stt.moonshine import LocalMoonshineSpeechToText
         from voicedesk.voice.stt.whisper import LocalWhisperSpeechToText
         from voicedesk.voice.tts.espeak import EspeakTextToSpeech
-        from voicedesk.voice.vad import SileroVadPool
+        from voicedesk.voice.vad import SileroVad
     except ImportError as exc:
         raise ConfigError(f"speech engines are not installed ({exc.name}); run `make setup` or "
                           "pip install 'voicedesk[speech]'") from None
@@ -128,14 +125,13 @@ def build_engines(settings: Settings) -> Engines:
     except VoicedeskError as exc:
         raise ConfigError(f"speech recognition unavailable: {exc.msg}") from None
     english_voice, close_english = _english_voice()
-    vads = SileroVadPool(Engines.vad_pool_size)
-    closers: list[Callable[[], Any]] = [english.close, german.close, vads.close]
+    closers: list[Callable[[], Any]] = [english.close, german.close]
     if close_english is not None:
         closers.append(close_english)
     return Engines(
         stt={"en": english, "de": german},
         tts={"en": english_voice, "de": EspeakTextToSpeech()},
-        vad_factory=vads,
+        vad_factory=SileroVad,
         dialogue=build_dialogue(settings),
         hangover_ms=settings.endpoint_hangover_ms,
         closers=closers,

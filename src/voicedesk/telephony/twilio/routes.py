@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ import structlog
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import Response
 from starlette.datastructures import FormData
+from starlette.types import Receive, Scope, Send
 
 from voicedesk.appointments.confirmations import Senders
 from voicedesk.calls.service import (
@@ -62,6 +63,25 @@ class TwilioRuntime:
     live: LiveCalls = field(default_factory=LiveCalls)
     rest: TwilioCallControl | None = None
     senders: Senders | None = None
+    media_handler: Callable[[WebSocket], Awaitable[None]] | None = None  # set by build_router
+
+    async def serve_media(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The media WebSocket as a bare ASGI app, outside the framework's middleware stack.
+
+        A media stream is 50 small messages a second per call, and every message resumes the
+        handler through each enclosing coroutine frame: a dozen Starlette/FastAPI middleware
+        layers cost more CPU per message than parsing it (bench/FINDINGS.md). The handler is
+        the same one the router serves; errors are logged and close the socket (1011).
+        """
+        if self.media_handler is None:
+            raise RuntimeError("build_router(rt) sets the media handler before the app serves")
+        ws = WebSocket(scope, receive, send)
+        try:
+            await self.media_handler(ws)
+        except Exception:
+            log.exception("media_stream_failed")
+            with contextlib.suppress(Exception):
+                await ws.close(code=1011)
 
     def auth_token(self) -> str:
         token = self.settings.twilio_token()
@@ -256,6 +276,7 @@ def build_router(rt: TwilioRuntime) -> APIRouter:
                     rt.live.calls.pop(live.call_sid, None)
                     await finish_live_call(rt.vault(), live, rt.senders)
 
+    rt.media_handler = media
     return router
 
 
