@@ -124,12 +124,17 @@ class VadScorer:
         self.model = model
         self._pending: list[tuple[NDArray[np.float32], NDArray[np.float32], asyncio.Future[Any]]] = []
         self._busy = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
         self.runs = 0
         self.windows = 0
 
     async def score(self, x: NDArray[np.float32], state: NDArray[np.float32]) -> tuple[float, NDArray[np.float32]]:
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # A new event loop (a restarted server, the next test): a run started on the old
+            # loop reports there, if ever; this loop starts afresh.
+            self._loop, self._busy, self._pending = loop, False, []
         future: asyncio.Future[tuple[float, NDArray[np.float32]]] = loop.create_future()
         self._pending.append((x.copy(), state, future))
         if not self._busy:
@@ -145,6 +150,8 @@ class VadScorer:
         work.add_done_callback(lambda done: self._finish(loop, batch, done))
 
     def _finish(self, loop: asyncio.AbstractEventLoop, batch: list[Any], done: asyncio.Future[Any]) -> None:
+        if loop is not self._loop:
+            return  # a run of an earlier loop
         self._busy = False
         self.runs += 1
         self.windows += len(batch)

@@ -217,3 +217,22 @@ def test_async_scoring_on_the_scorer_thread_matches_and_batches_concurrent_strea
         assert np.allclose(g, e, atol=1e-5)
     scorer = VadScorer.shared(SileroModel.shared())
     assert scorer.windows > scorer.runs  # some runs carried more than one call's window
+
+
+def test_the_scorer_serves_a_new_event_loop_after_one_ended_mid_run() -> None:
+    import asyncio
+
+    speech = frames(synth_pcm8k("Can I speak to someone please", "en"))
+
+    async def abandon() -> None:  # the loop ends while a window may still be in the scorer
+        vad = SileroVad()
+        task = asyncio.ensure_future(vad.speech_probability_async(np.concatenate(speech[:20])))
+        await asyncio.sleep(0)
+        task.cancel()
+
+    async def score() -> float:
+        vad = SileroVad()
+        return max([await vad.speech_probability_async(f) for f in speech])
+
+    asyncio.run(abandon())
+    assert asyncio.run(asyncio.wait_for(score(), 10)) > 0.9
