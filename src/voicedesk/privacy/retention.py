@@ -44,7 +44,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import String, and_, case, delete, func, literal, or_, select, type_coerce, update
+from sqlalchemy import (
+    String,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicedesk.domain.errors import ErasedError, IntegrityError
@@ -185,13 +200,16 @@ class SweepReport:
 class _Batch:
     """Calls to process (rows) and a predicate that selects exactly them.
 
-    With ``by_scope`` the rows' ids are raw column values (never turned into ``uuid.UUID``)
-    and child tables are reached by ``call_id IN (SELECT id FROM calls WHERE scope)``.
+    With ``by_scope`` the rows' ids and start times are the raw SQLite column values (never
+    turned into ``uuid.UUID`` or ``datetime``) and child tables are reached by
+    ``call_id IN (SELECT id FROM calls WHERE scope)``; with ``array`` (PostgreSQL) by
+    ``call_id = ANY(:ids)``.
     """
 
     calls: list[Any]
     scope: Any
     by_scope: bool = False
+    array: bool = False
     _ids: list[uuid.UUID] | None = None
 
     def ids(self) -> list[uuid.UUID]:
@@ -199,17 +217,21 @@ class _Batch:
             self._ids = [r.id if isinstance(r.id, uuid.UUID) else uuid.UUID(r.id) for r in self.calls]
         return self._ids
 
-    def call_ids(self) -> Any:
-        """What a child table's ``call_id`` is matched against (``call_id.in_(batch.call_ids())``).
+    def of(self, call_id: Any) -> Any:
+        """A condition on a child table's ``call_id`` column: it belongs to one of the batch's calls.
 
         SQLite: the batch's key range as a subquery (the planner walks
         ``ix_calls_tenant_started`` and probes the child's ``call_id`` index), so no id list
-        is shipped. PostgreSQL: explicit ids, because an IN (subquery) lets its planner pick
-        a hash join over the whole child table per batch, which makes the sweep quadratic.
+        is shipped. PostgreSQL: explicit ids as one array parameter (``= ANY``, an index scan
+        of the child's ``call_id`` index), because an IN (subquery) lets its planner pick a
+        hash join over the whole child table per batch, which makes the sweep quadratic, and
+        an IN list of thousands of parameters costs more to bind and plan than the work.
         """
         if self.by_scope:
-            return select(Call.id).where(self.scope).scalar_subquery()
-        return self.ids()
+            return call_id.in_(select(Call.id).where(self.scope).scalar_subquery())
+        if self.array:
+            return call_id == any_(bindparam(None, self.ids(), type_=postgresql.ARRAY(Uuid)))
+        return call_id.in_(self.ids())
 
 
 class _BudgetSpentError(Exception):
@@ -261,6 +283,21 @@ def _after_call(after: Sequence[str] | None, ts_col: Any, id_col: Any) -> Any:
 
 def _key(ts: dt.datetime, row_id: uuid.UUID) -> list[str]:
     return [ts.isoformat(), row_id.hex]
+
+
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DateTime in SQLite (UTC here)
+
+
+def _sqlite_time(raw: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(raw).replace(tzinfo=dt.UTC)
+
+
+def _sqlite_text(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime(_SQLITE_TIME)
+
+
+def _same(value: dt.datetime) -> dt.datetime:
+    return value
 
 
 # --- the sweep of one tenant ----------------------------------------------------------------
@@ -426,15 +463,18 @@ class _TenantSweeper:
             floor = self.floors.get(category.value)
             if floor:
                 state["after"] = [floor, uuid.UUID(int=0).hex]
-        raw = not uuids and self.vault.db.engine.dialect.name == "sqlite"
-        id_cols: tuple[Any, Any] = (
-            (type_coerce(Call.id, String).label("id"), type_coerce(Call.subject_id, String).label("subject_id"))
-            if raw else (Call.id, Call.subject_id))
+        dialect = self.vault.db.engine.dialect.name
+        raw = not uuids and dialect == "sqlite"
+        id_cols: tuple[Any, Any, Any] = (
+            (type_coerce(Call.id, String).label("id"), type_coerce(Call.subject_id, String).label("subject_id"),
+             type_coerce(Call.started_at, String).label("started_at"))
+            if raw else (Call.id, Call.subject_id, Call.started_at))
+        ts = _sqlite_time if raw else _same
         held_calls = {c.hex for c in self.held.calls} if raw else self.held.calls
         held_subjects = {c.hex for c in self.held.subjects} if raw else self.held.subjects
         any_held = bool(held_calls or held_subjects)
         while True:
-            q = (select(*id_cols, Call.started_at, *columns)
+            q = (select(*id_cols, *columns)
                  .where(Call.tenant_id == self.tid, Call.started_at <= upper)
                  .order_by(Call.started_at, Call.id).limit(self.batch_size))
             if where is not None:
@@ -447,11 +487,13 @@ class _TenantSweeper:
             last, first = rows[-1], rows[0]
             todo: list[Any] = []
             skipped: list[Any] = []
-            if last.started_at <= sure and not any_held:
+            first_at, last_at = ts(first.started_at), ts(last.started_at)
+            if last_at <= sure and not any_held:
                 todo = list(rows)  # all expired, none held: no look at each row
             else:
                 for r in rows:
-                    if r.started_at > sure and not self._expired(category, r.started_at):
+                    at = ts(r.started_at)
+                    if at > sure and not self._expired(category, at):
                         skipped.append(r.id)
                     elif r.id in held_calls or (r.subject_id is not None and r.subject_id in held_subjects):
                         self._count(category, "held", 1)
@@ -460,18 +502,16 @@ class _TenantSweeper:
                         todo.append(r)
             last_id = uuid.UUID(last.id) if raw else last.id
             # Plain bounds first so the (tenant_id, started_at, id) index serves the range.
-            scope = [Call.tenant_id == self.tid, Call.started_at >= first.started_at,
-                     Call.started_at <= last.started_at,
-                     or_(Call.started_at < last.started_at, and_(Call.started_at == last.started_at,
-                                                                 Call.id <= last_id))]
+            scope = [Call.tenant_id == self.tid, Call.started_at >= first_at, Call.started_at <= last_at,
+                     or_(Call.started_at < last_at, and_(Call.started_at == last_at, Call.id <= last_id))]
             if cond is not None:
                 scope.append(cond)
             if where is not None:
                 scope.append(where)
             if skipped:
                 scope.append(Call.id.not_in([uuid.UUID(i) for i in skipped] if raw else skipped))
-            state["after"] = _key(last.started_at, last_id)
-            yield _Batch(todo, and_(*scope), by_scope=raw)
+            state["after"] = _key(last_at, last_id)
+            yield _Batch(todo, and_(*scope), by_scope=raw, array=dialect == "postgresql")
 
     # recordings ------------------------------------------------------------------------
     async def _recordings(self, state: dict[str, Any]) -> None:
@@ -487,7 +527,7 @@ class _TenantSweeper:
             await self._batch_done(cat)
 
     async def _count_rows(self, model: type[Recording] | type[Turn], batch: _Batch) -> int:
-        q = select(func.count()).select_from(model).where(model.call_id.in_(batch.call_ids()))
+        q = select(func.count()).select_from(model).where(batch.of(model.call_id))
         if model is Turn:
             q = q.where(Turn.redacted_at.is_(None))
         async with self.vault.db.engine.connect() as conn:
@@ -495,12 +535,12 @@ class _TenantSweeper:
 
     async def _delete_recordings(self, s: AsyncSession, batch: _Batch) -> int:
         """Blobs first, then rows (inside the batch's transaction): a crash never leaves a readable orphan."""
-        blobs = (await s.scalars(select(Recording.blob_key).where(Recording.call_id.in_(batch.call_ids())))).all()
+        blobs = (await s.scalars(select(Recording.blob_key).where(batch.of(Recording.call_id)))).all()
         for name in blobs:
             await self.vault.blobs.delete(name)
         if not blobs:
             return 0
-        return _rowcount(await s.execute(delete(Recording).where(Recording.call_id.in_(batch.call_ids()))
+        return _rowcount(await s.execute(delete(Recording).where(batch.of(Recording.call_id))
                                          .execution_options(synchronize_session=False)))
 
     # transcripts -----------------------------------------------------------------------
@@ -518,7 +558,7 @@ class _TenantSweeper:
             else:
                 async with self.vault.db.transaction() as s:
                     if batch.calls:
-                        res = await s.execute(delete(Turn).where(Turn.call_id.in_(batch.call_ids()),
+                        res = await s.execute(delete(Turn).where(batch.of(Turn.call_id),
                                                                  Turn.redacted_at.is_(None))
                                               .execution_options(synchronize_session=False))
                         self._count(cat, "deleted", _rowcount(res))
@@ -636,32 +676,36 @@ class _TenantSweeper:
             await self._batch_done(cat)
         await self._unlink_anonymised_calls()
 
-    def _days(self, calls: Sequence[Any]) -> list[dt.date]:
+    def _days(self, calls: Sequence[Any], raw: bool) -> list[dt.date]:
         """The dates (in the tenant's zone) that ``calls``, in start order, fall on.
 
         The date ``anonymise_call_metadata`` keeps (``started_at`` in the tenant's zone,
         ``.date()``), looked up once per date: a binary search finds the first call after
-        each date's end instead of converting every call.
+        each date's end instead of converting every call. With ``raw`` the start times are
+        SQLite's stored text, whose order is the times' order, and the day's end is written
+        the same way.
         """
         out: list[dt.date] = []
         i, n = 0, len(calls)
         while i < n:
-            day = calls[i].started_at.astimezone(self.zone).date()
+            start = _sqlite_time(calls[i].started_at) if raw else calls[i].started_at
+            day = start.astimezone(self.zone).date()
             out.append(day)
             end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=self.zone)
-            i = bisect.bisect_left(calls, end, lo=i + 1, key=lambda r: r.started_at)
+            bound: Any = _sqlite_text(end) if raw else end
+            i = bisect.bisect_left(calls, bound, lo=i + 1, key=lambda r: r.started_at)
         return out
 
     async def _anonymise(self, batch: _Batch) -> None:
-        days = self._days(batch.calls)
+        days = self._days(batch.calls, batch.by_scope)
         async with self.vault.db.transaction() as s:
             if batch.calls:
                 self._count(DataCategory.RECORDINGS, "deleted", await self._delete_recordings(s, batch))
-                res = await s.execute(delete(Turn).where(Turn.call_id.in_(batch.call_ids()),
+                res = await s.execute(delete(Turn).where(batch.of(Turn.call_id),
                                                          Turn.redacted_at.is_(None))
                                       .execution_options(synchronize_session=False))
                 self._count(DataCategory.TRANSCRIPTS, "deleted", _rowcount(res))
-                await s.execute(update(Consent).where(Consent.call_id.in_(batch.call_ids())).values(call_id=None)
+                await s.execute(update(Consent).where(batch.of(Consent.call_id)).values(call_id=None)
                                 .execution_options(synchronize_session=False))
                 now = self.vault.clock.now()
                 for day in days:  # a batch spans few days: one statement each
@@ -676,11 +720,15 @@ class _TenantSweeper:
         """Appointments and messages keep no link to an anonymised call (one statement each per sweep)."""
         if self.dry_run:
             return
-        anonymised = select(Call.id).where(Call.tenant_id == self.tid, Call.anonymised_at.is_not(None))
         async with self.vault.db.transaction() as s:
             for model in (Appointment, Message):
+                # Per still-linked row a probe of the call (not a scan of every anonymised call
+                # ever): once unlinked, rows drop out, so the statement stays cheap sweep after sweep.
+                anonymised = (select(Call.id).where(Call.id == model.call_id, Call.tenant_id == self.tid,
+                                                    Call.anonymised_at.is_not(None)).exists())
                 await s.execute(update(model).where(model.tenant_id == self.tid, model.call_id.is_not(None),
-                                                    model.call_id.in_(anonymised)).values(call_id=None))
+                                                    anonymised).values(call_id=None)
+                                .execution_options(synchronize_session=False))
 
     # customer data ---------------------------------------------------------------------
     async def _customers(self, state: dict[str, Any]) -> None:
@@ -794,7 +842,7 @@ async def _sweep_logs(vault: Vault, periods: Sequence[RetentionPolicy], now: dt.
 # --- entry points -----------------------------------------------------------------------------
 
 async def run_sweep(
-    vault: Vault, *, tenant_id: uuid.UUID | None = None, dry_run: bool = False, batch_size: int = 5000,
+    vault: Vault, *, tenant_id: uuid.UUID | None = None, dry_run: bool = False, batch_size: int = 20000,
     max_batches: int | None = None, on_batch: BatchHook | None = None,
     retention_of: Callable[[Tenant], TenantRetention] = tenant_retention, actor: str = SYSTEM,
 ) -> SweepReport:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -164,15 +165,22 @@ class Contact(Base):
 class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (
+        # Also serves tenant_id alone (tenant deletion's cascade): no separate tenant_id index.
         Index("ix_calls_tenant_started", "tenant_id", "started_at", "id"),
         Index("ix_calls_tenant_status_started", "tenant_id", "status", "started_at", "id"),
-        Index("ix_calls_live_instance", "instance_id", "ended_at"),
+        # Partial: only what their queries look for (calls still open on an instance, calls of a
+        # subject), so anonymising a call takes it out of them instead of moving it.
+        Index("ix_calls_live_instance", "instance_id", "ended_at",
+              sqlite_where=text("instance_id IS NOT NULL AND ended_at IS NULL"),
+              postgresql_where=text("instance_id IS NOT NULL AND ended_at IS NULL")),
+        Index("ix_calls_subject_id", "subject_id", sqlite_where=text("subject_id IS NOT NULL"),
+              postgresql_where=text("subject_id IS NOT NULL")),
     )
 
     id: Mapped[UUIDPk]
-    tenant_id: Mapped[TenantFk]
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("tenants.id", ondelete="CASCADE"))
     subject_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("subjects.id", ondelete="SET NULL"), nullable=True, index=True
+        Uuid, ForeignKey("subjects.id", ondelete="SET NULL"), nullable=True
     )
     provider: Mapped[str] = mapped_column(String(16), default="twilio")
     provider_call_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
@@ -196,11 +204,12 @@ class Call(Base):
 
 class Turn(Base):
     __tablename__ = "turns"
+    # The unique (call_id, seq) index also serves call_id alone (the cascade from calls).
     __table_args__ = (UniqueConstraint("call_id", "seq"),)
 
     id: Mapped[UUIDPk]
     tenant_id: Mapped[TenantFk]
-    call_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    call_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("calls.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
     speaker: Mapped[str] = mapped_column(String(16))
     text_enc: Mapped[Cipher]

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -444,3 +445,58 @@ async def test_set_based_anonymisation_follows_the_domain_rule(vault: Vault, clo
         want = anonymise_call_metadata({**row, "duration_seconds": row["duration_s"],
                                         "outcome_category": row["outcome"]})
         assert got[row["id"]] == (want["duration_seconds"], want["outcome_category"]), row["duration_s"]
+
+
+@pytest.mark.req("R-7.2")
+@pytest.mark.req("R-7.3")
+async def test_sweep_across_batch_boundaries_reaches_every_expired_call(vault: Vault, clock: FixedClock) -> None:
+    """Batches chosen by key range (SQLite) or id array (PostgreSQL) miss nothing and touch nothing else.
+
+    Calls spread over several days (in the tenant's zone, around midnight), with equal start
+    times across a batch boundary, a held call in the middle and recent calls after them.
+    """
+    tenant = await make_tenant(vault)
+    now = clock.now()
+    base = (now - days(400)).replace(hour=22, minute=30, second=0, microsecond=0)  # 23:30 / 00:30 Berlin
+    starts = [base + dt.timedelta(hours=h) for h in (0, 0, 0, 1, 1, 2, 24, 25, 49, 49)]
+    seeded = [await seed_call(vault, tenant, started=t, turns=2) for t in starts]
+    recent = [await seed_call(vault, tenant, started=now - days(d), turns=2) for d in (100, 5)]
+    held = seeded[4]
+    await do_add_legal_hold(vault, tenant.id, call_id=held.call_id, reason="Rechtsstreit", actor="test")
+    async with vault.db.transaction() as s:
+        for i, target in enumerate((seeded[0], recent[0])):
+            s.add(Appointment(id=uuid.uuid4(), tenant_id=tenant.id, subject_id=target.subject_id,
+                              call_id=target.call_id, service_id="s", staff_id="a", start_at=now + days(i + 1),
+                              end_at=now + days(i + 1), status="booked", created_at=now, updated_at=now))
+
+    report = await run_sweep(vault, batch_size=3)
+
+    totals = report.totals()
+    assert totals["call_metadata"] == {"anonymised": 9, "held": 1}
+    assert totals["transcripts"] == {"deleted": 18, "held": 1}
+    berlin = ZoneInfo("Europe/Berlin")
+    for s_, started in zip(seeded, starts, strict=True):
+        call = await get_call(vault, s_.call_id)
+        if s_ is held:
+            assert call.anonymised_at is None and call.started_at == started
+            assert await count(vault, Turn, Turn.call_id == s_.call_id) == 2
+            assert await vault.blobs.exists(s_.blob or "")
+            continue
+        day = started.astimezone(berlin).date()
+        assert call.anonymised_at is not None and call.subject_id is None and call.from_enc is None
+        assert call.started_at == dt.datetime.combine(day, dt.time(), tzinfo=berlin).astimezone(dt.UTC)
+        assert await count(vault, Turn, Turn.call_id == s_.call_id) == 0
+        assert await count(vault, Recording, Recording.call_id == s_.call_id) == 0
+        assert await count(vault, Consent, Consent.call_id == s_.call_id) == 0
+        assert not await vault.blobs.exists(s_.blob or "")
+    for r in recent:
+        assert (await get_call(vault, r.call_id)).anonymised_at is None
+        assert await count(vault, Turn, Turn.call_id == r.call_id) == 2
+    assert not await vault.blobs.exists(recent[0].blob or "")  # 100 days: the recording's period only
+    assert await vault.blobs.exists(recent[1].blob or "")
+    async with vault.db.sessions() as s:
+        links = dict((await s.execute(select(Appointment.start_at, Appointment.call_id)
+                                      .order_by(Appointment.start_at))).all())
+    assert list(links.values()) == [None, recent[0].call_id]
+    again = await run_sweep(vault, batch_size=3)
+    assert again.records == 0
