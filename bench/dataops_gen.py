@@ -76,7 +76,7 @@ from voicedesk.store.models import (  # noqa: E402
 from voicedesk.store.vault import Vault  # noqa: E402
 from voicedesk.tenancy.service import do_create_tenant, load_profile_file  # noqa: E402
 
-GEN_VERSION = 1
+GEN_VERSION = 2  # 2: schema at migration 0003 (leaner call and turn indexes)
 SEED = 20261125
 SPAN = dt.timedelta(days=730)
 TENANT_SLUG = "praxis-mueller"
