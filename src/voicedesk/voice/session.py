@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal, TypeVar
 
+import numpy as np
+
 from voicedesk.dialogue.engine import Action, Conversation, Reply
 from voicedesk.domain.consent import ConsentGate, GateState, GateStep, classify_answer, is_objection
 from voicedesk.domain.errors import ProviderError
@@ -448,7 +450,12 @@ class CallSession:
             # lose its speculation).
             self._deferred_pause = pause
             return
-        pcm, language = pause.pcm, self.texts.language
+        # The turn, if it ends here, is this audio plus the rest of the hangover's quiet: give
+        # the recogniser that same length of silence, so it transcribes what it would
+        # transcribe at the end of the turn (Whisper's result depends on the trailing quiet).
+        rest_ms = max(0, self.detector.hangover_ms - (self.detector.early_ms or 0))
+        pcm = np.concatenate([pause.pcm, np.zeros(rest_ms * SAMPLE_RATE // 1000, dtype=np.int16)])
+        language = self.texts.language
         task = asyncio.get_running_loop().create_task(
             self.stt.transcribe(pcm, SAMPLE_RATE, language), name="speculative-stt")
         self._speculation = _Speculation(pause.start_ms, pause.last_voiced_ms, task)
