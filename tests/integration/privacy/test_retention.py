@@ -42,6 +42,7 @@ from voicedesk.store.models import (
     Call,
     Consent,
     Contact,
+    Message,
     Recording,
     Subject,
     SweepRun,
@@ -500,3 +501,80 @@ async def test_sweep_across_batch_boundaries_reaches_every_expired_call(vault: V
     assert list(links.values()) == [None, recent[0].call_id]
     again = await run_sweep(vault, batch_size=3)
     assert again.records == 0
+
+
+@pytest.mark.req("R-7.2")
+@pytest.mark.req("R-7.3")
+async def test_walks_after_anonymisation_skip_its_range_but_count_its_holds(vault: Vault, clock: FixedClock) -> None:
+    """Recordings and transcripts walks start where the metadata walk left every call anonymised or held.
+
+    Call metadata here expires (1 month) before recordings and transcripts (365 days), so
+    the skipped range reaches past their whole window: what is expired there still goes
+    (with the anonymised call), held calls are still counted per category, and a held call
+    whose recording period has not run out is not counted for it. Appointments and
+    messages lose their link to a call in the batch that anonymises it.
+    """
+    tenant = await make_tenant(vault)
+    now = clock.now()
+    policy = RetentionPolicy(recordings_days=365, transcripts_days=365, call_metadata_months=1)
+    old_held = await seed_call(vault, tenant, started=now - days(400))
+    young_held = await seed_call(vault, tenant, started=now - days(100))
+    free = [await seed_call(vault, tenant, started=now - days(d)) for d in (400, 100, 45)]
+    recent = await seed_call(vault, tenant, started=now - days(5))
+    for h in (old_held, young_held):
+        await do_add_legal_hold(vault, tenant.id, call_id=h.call_id, reason="Rechtsstreit", actor="test")
+    async with vault.db.transaction() as s:
+        for target in (free[1], recent):
+            s.add(Appointment(id=uuid.uuid4(), tenant_id=tenant.id, subject_id=target.subject_id,
+                              call_id=target.call_id, service_id="s", staff_id="a", start_at=now, end_at=now,
+                              status="booked", created_at=now, updated_at=now))
+            s.add(Message(id=uuid.uuid4(), tenant_id=tenant.id, subject_id=target.subject_id,
+                          call_id=target.call_id, created_at=now))
+
+    def retention_of(_: Tenant) -> TenantRetention:
+        return TenantRetention(policy)
+
+    dry = await run_sweep(vault, dry_run=True, batch_size=2, retention_of=retention_of)
+    report = await run_sweep(vault, batch_size=2, retention_of=retention_of)
+
+    totals = {c: a for c, a in report.totals().items() if c != "logs"}
+    assert totals["call_metadata"] == {"anonymised": 3, "held": 2}
+    assert totals["recordings"] == {"deleted": 3, "held": 1}
+    assert totals["transcripts"] == {"deleted": 6, "held": 1}
+    assert {c: a for c, a in dry.totals().items() if c != "logs"} == totals
+    for f in free:
+        assert (await get_call(vault, f.call_id)).anonymised_at is not None
+        assert await count(vault, Recording, Recording.call_id == f.call_id) == 0
+    for kept in (old_held, young_held, recent):
+        assert (await get_call(vault, kept.call_id)).anonymised_at is None
+        assert await count(vault, Recording, Recording.call_id == kept.call_id) == 1
+        assert await count(vault, Turn, Turn.call_id == kept.call_id) == 2
+    for model in (Appointment, Message):
+        assert await count(vault, model, model.call_id == free[1].call_id) == 0
+        assert await count(vault, model, model.call_id == recent.call_id) == 1
+    again = await run_sweep(vault, batch_size=2, retention_of=retention_of)
+    assert again.records == 0
+
+
+@pytest.mark.req("R-7.3")
+async def test_resumed_run_unlinks_calls_anonymised_before_links_went_per_batch(
+    vault: Vault, clock: FixedClock
+) -> None:
+    """A run interrupted under the old code (links dropped at the end) leaves no link behind once resumed."""
+    tenant = await make_tenant(vault)
+    now = clock.now()
+    done = await seed_call(vault, tenant, started=now - days(400), recording=False, turns=0)
+    async with vault.db.transaction() as s:
+        await s.execute(anonymise_calls_statement(Call.id == done.call_id, now - days(400), now))
+        s.add(Appointment(id=uuid.uuid4(), tenant_id=tenant.id, subject_id=done.subject_id, call_id=done.call_id,
+                          service_id="s", staff_id="a", start_at=now, end_at=now, status="booked", created_at=now,
+                          updated_at=now))
+        s.add(Message(id=uuid.uuid4(), tenant_id=tenant.id, subject_id=done.subject_id, call_id=done.call_id,
+                      created_at=now))
+        s.add(SweepRun(id=uuid.uuid4(), tenant_id=tenant.id, started_at=now, cutoff_at=now, progress={}))
+
+    report = await run_sweep(vault)
+
+    assert report.tenants[0].resumed and report.complete
+    for model in (Appointment, Message):
+        assert await count(vault, model, model.call_id.is_not(None)) == 0
