@@ -341,7 +341,9 @@ class ServerMonitor:
     def other_cpu_s(self) -> float:
         """Busy CPU seconds of everything but the server and the generator."""
         server = self.cpu_end - self.cpu_start if self.pid is not None else 0.0
-        return (self.machine_end - self.machine_start) - server - (self.self_end - self.self_start)
+        # The machine's and the processes' tick counters are read at slightly different
+        # moments: on a quiet box the difference can come out a little below zero.
+        return max(0.0, (self.machine_end - self.machine_start) - server - (self.self_end - self.self_start))
 
     async def __aenter__(self) -> ServerMonitor:
         self.machine_start = machine_busy_s()

@@ -208,6 +208,12 @@ def framework(levels: Sequence[int], turns: int, peer_py: Path, repeat: int) -> 
     return rows
 
 
+def _other_cpu(r: dict[str, Any]) -> float | None:
+    """Other processes' CPU seconds, clamped at 0 (see ``ServerMonitor.other_cpu_s``)."""
+    value = r.get("other_cpu_s")
+    return None if value is None else max(0.0, float(value))
+
+
 def least_disturbed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (calls, server), the repetition during which other processes used the least CPU.
 
@@ -331,7 +337,7 @@ def framework_table(rows: list[dict[str, Any]]) -> str:
             _fmt(r["cpu_s_per_call_minute"]), _fmt(r["server_peak_rss_mb"]),
             f"{_fmt(r.get('setup_p50_ms'))} / {_fmt(r.get('setup_p95_ms'))}",
             f"{_fmt(r.get('prompt_p50_ms'))} / {_fmt(r.get('prompt_p95_ms'))}",
-            _fmt(r["lag_p99_ms"]) + (" ⚠" if r["lagging"] else ""), _fmt(r.get("other_cpu_s")),
+            _fmt(r["lag_p99_ms"]) + (" ⚠" if r["lagging"] else ""), _fmt(_other_cpu(r)),
         ]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
@@ -372,7 +378,7 @@ def real_table(rows: list[dict[str, Any]]) -> str:
             r["language"], r["calls"], _failed(r), r["turns_measured"],
             _fmt(r["v2v_p50_ms"]), _fmt(r["v2v_p95_ms"]), _fmt(r["cpu_s_per_call_minute"]),
             _fmt(r["server_peak_rss_mb"]), cells, _fmt(r["lag_p99_ms"]) + (" ⚠" if r["lagging"] else ""),
-            _fmt(r.get("other_cpu_s")),
+            _fmt(_other_cpu(r)),
         ]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
     return "\n".join(lines)
