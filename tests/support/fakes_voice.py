@@ -38,6 +38,7 @@ from voicedesk.voice.ports import Transcription
 from voicedesk.voice.prompts import PHRASES, CallTexts
 from voicedesk.voice.session import CallSession, SessionConfig
 from voicedesk.voice.sinks import RecordedChunk, RecordingStart, TurnRecord, TurnTimings
+from voicedesk.voice.turns import TurnDetector, TurnEvent
 
 RATE = 8000
 FRAME_MS = 20
@@ -439,3 +440,15 @@ async def run_frames(
             await session.handle(mark)
             await session.wait_idle(spins)
     return carrier.sent
+
+
+def feed_turn_detector(detector: TurnDetector, *parts: np.ndarray) -> list[TurnEvent]:
+    """The events a turn detector yields for ``parts`` played back to back in 20 ms frames."""
+    from tests.support.audio import frames
+
+    events = []
+    for i, frame in enumerate(frames(np.concatenate(parts), 20)):
+        event = detector.feed(AudioIn(frame, i * 20))
+        if event is not None:
+            events.append(event)
+    return events

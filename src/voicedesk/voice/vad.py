@@ -237,10 +237,7 @@ class SileroVad:
             next(walk)
             scorer = self._scorer = self._scorer or VadScorer.shared(self.model)
             while True:
-                self.windows_scored += 1
-                p, self._state = await scorer.score(self._x, self._state)
-                self._x[0, :CONTEXT] = self._x[0, -CONTEXT:]
-                walk.send(p)
+                walk.send(self._scored(*await scorer.score(self._x, self._state)))
         except StopIteration:
             return self._last
 
@@ -274,9 +271,13 @@ class SileroVad:
         self._pending = samples[n_windows * WINDOW:].copy()
 
     def _score(self) -> float:
-        """Score the window in ``self._buf``; it becomes the next window's context."""
+        """Score the window in ``self._buf`` on this thread."""
+        return self._scored(*self.model.score(self._x, self._state))
+
+    def _scored(self, p: float, state: NDArray[np.float32]) -> float:
+        """Take a window's result: the new state, and the window becomes the next one's context."""
         self.windows_scored += 1
-        p, self._state = self.model.score(self._x, self._state)
+        self._state = state
         self._x[0, :CONTEXT] = self._x[0, -CONTEXT:]
         return p
 

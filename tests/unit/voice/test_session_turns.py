@@ -8,13 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.support.audio import frames as audio_frames
 from tests.support.audio import silence, tone
-from tests.support.fakes_voice import FakeCall, make_call, run_frames
+from tests.support.fakes_voice import FakeCall, feed_turn_detector, make_call, run_frames
 from voicedesk.dialogue.engine import Reply
 from voicedesk.domain.errors import ErrorCategory, ProviderError
-from voicedesk.voice.frames import AudioIn, ClearOut, MarkOut
-from voicedesk.voice.turns import SpeechStarted, TurnDetector, TurnEnded, TurnEvent
+from voicedesk.voice.frames import ClearOut, MarkOut
+from voicedesk.voice.turns import SpeechStarted, TurnDetector, TurnEnded
 
 HELLO, MORE, MHM, YES = 700, 750, 800, 500
 PHRASES = {HELLO: "Tell me about prices.", MORE: "Actually, I want to book.", MHM: "mhm", YES: "Yes."}
@@ -233,19 +232,11 @@ class _TailVad:
         self._left = 0
 
 
-def _feed(detector: TurnDetector, *parts: np.ndarray) -> list[TurnEvent]:
-    events = []
-    for i, frame in enumerate(audio_frames(np.concatenate(parts), 20)):
-        event = detector.feed(AudioIn(frame, i * 20))
-        if event is not None:
-            events.append(event)
-    return events
-
 
 @pytest.mark.parametrize("tail_ms", [0, 20, 80, 120])
 def test_turn_ends_one_hangover_after_the_audible_end_not_after_the_vad_tail(tail_ms: int) -> None:
     detector = TurnDetector(_TailVad(tail_ms), hangover_ms=600)
-    events = _feed(detector, silence(400), tone(300, 1200, dbfs=-20), silence(2000))
+    events = feed_turn_detector(detector, silence(400), tone(300, 1200, dbfs=-20), silence(2000))
     started, ended = events
     assert isinstance(started, SpeechStarted) and started.at_ms == 400
     assert isinstance(ended, TurnEnded)
@@ -257,21 +248,21 @@ def test_turn_ends_one_hangover_after_the_audible_end_not_after_the_vad_tail(tai
 
 def test_without_the_loudness_gate_the_vad_tail_delays_the_end() -> None:
     detector = TurnDetector(_TailVad(100), hangover_ms=600, loud_dbfs=None)
-    ended = _feed(detector, silence(400), tone(300, 1200, dbfs=-20), silence(2000))[-1]
+    ended = feed_turn_detector(detector, silence(400), tone(300, 1200, dbfs=-20), silence(2000))[-1]
     assert isinstance(ended, TurnEnded) and ended.end_ms == 1600 + 100 + 600
 
 
 def test_the_short_hangover_also_counts_from_the_audible_end() -> None:
     detector = TurnDetector(_TailVad(120), hangover_ms=600)
     detector.hangover_ms = 400  # what the session sets after a yes/no question
-    ended = _feed(detector, silence(400), tone(300, 300, dbfs=-20), silence(1000))[-1]
+    ended = feed_turn_detector(detector, silence(400), tone(300, 300, dbfs=-20), silence(1000))[-1]
     assert isinstance(ended, TurnEnded) and (ended.last_voiced_ms, ended.end_ms) == (700, 1100)
 
 
 def test_quiet_speech_is_not_mistaken_for_the_vad_tail() -> None:
     # a soft talker (-50 dBFS, below the -45 dBFS gate) that the VAD hears as speech
     detector = TurnDetector(_TailVad(0, level=5.0), hangover_ms=600)
-    events = _feed(detector, silence(400), tone(300, 1500, dbfs=-50), silence(2000))
+    events = feed_turn_detector(detector, silence(400), tone(300, 1500, dbfs=-50), silence(2000))
     assert [type(e) for e in events] == [SpeechStarted, TurnEnded]
     ended = events[-1]
     assert isinstance(ended, TurnEnded)
@@ -280,8 +271,8 @@ def test_quiet_speech_is_not_mistaken_for_the_vad_tail() -> None:
 
 def test_a_loud_word_after_a_quiet_stretch_keeps_the_turn_open() -> None:
     detector = TurnDetector(_TailVad(0, level=5.0), hangover_ms=600)
-    events = _feed(detector, silence(400), tone(300, 500, dbfs=-20), silence(300), tone(300, 100, dbfs=-50),
-                   silence(100), tone(300, 400, dbfs=-20), silence(1500))
+    events = feed_turn_detector(detector, silence(400), tone(300, 500, dbfs=-20), silence(300),
+                                tone(300, 100, dbfs=-50), silence(100), tone(300, 400, dbfs=-20), silence(1500))
     assert [type(e) for e in events] == [SpeechStarted, TurnEnded]
     ended = events[-1]
     assert isinstance(ended, TurnEnded) and (ended.last_voiced_ms, ended.end_ms) == (1800, 2400)

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 from typing_extensions import override
 
-from tests.support.audio import frames as audio_frames
 from tests.support.audio import silence, tone
-from tests.support.fakes_voice import FakeCall, FakeSpeechToText, make_call, run_frames
+from tests.support.fakes_voice import FakeCall, FakeSpeechToText, feed_turn_detector, make_call, run_frames
 from voicedesk.dialogue.engine import Reply
-from voicedesk.voice.frames import PCM, AudioIn
+from voicedesk.voice.frames import PCM
 from voicedesk.voice.ports import Transcription
-from voicedesk.voice.turns import SpeechAbandoned, SpeechPaused, SpeechStarted, TurnDetector, TurnEnded, TurnEvent
+from voicedesk.voice.turns import SpeechAbandoned, SpeechPaused, SpeechStarted, TurnDetector, TurnEnded
 
 HELLO, MORE = 700, 750
 PHRASES = {HELLO: "Tell me about prices.", MORE: "Actually, I want to book."}
@@ -33,21 +32,13 @@ class _LoudVad:
         return None
 
 
-def _feed(detector: TurnDetector, *parts: PCM) -> list[TurnEvent]:
-    events = []
-    for i, frame in enumerate(audio_frames(np.concatenate(parts), 20)):
-        event = detector.feed(AudioIn(frame, i * 20))
-        if event is not None:
-            events.append(event)
-    return events
-
 
 def _detector(early_ms: int | None = 200, **kwargs: Any) -> TurnDetector:
     return TurnDetector(_LoudVad(), hangover_ms=600, early_ms=early_ms, **kwargs)
 
 
 def test_each_pause_of_early_ms_yields_one_speech_paused_with_the_turn_so_far() -> None:
-    events = _feed(_detector(), silence(400), tone(300, 500), silence(300), tone(300, 400), silence(2000))
+    events = feed_turn_detector(_detector(), silence(400), tone(300, 500), silence(300), tone(300, 400), silence(2000))
     assert [type(e) for e in events] == [SpeechStarted, SpeechPaused, SpeechPaused, TurnEnded]
     first, second, ended = events[1], events[2], events[3]
     assert isinstance(first, SpeechPaused) and isinstance(second, SpeechPaused) and isinstance(ended, TurnEnded)
@@ -60,36 +51,37 @@ def test_each_pause_of_early_ms_yields_one_speech_paused_with_the_turn_so_far() 
 
 
 def test_pauses_shorter_than_early_ms_yield_no_speech_paused() -> None:
-    events = _feed(_detector(), silence(400), tone(300, 500), silence(180), tone(300, 400), silence(2000))
+    events = feed_turn_detector(_detector(), silence(400), tone(300, 500), silence(180), tone(300, 400), silence(2000))
     paused = [e for e in events if isinstance(e, SpeechPaused)]
     assert len(paused) == 1 and paused[0].last_voiced_ms == 1480  # only the pause that ends the turn
 
 
 @pytest.mark.parametrize("early_ms", [None, 0])
 def test_no_speech_paused_when_disabled(early_ms: int | None) -> None:
-    events = _feed(_detector(early_ms), silence(400), tone(300, 500), silence(300), tone(300, 400), silence(2000))
+    events = feed_turn_detector(_detector(early_ms), silence(400), tone(300, 500), silence(300), tone(300, 400),
+                                silence(2000))
     assert [type(e) for e in events] == [SpeechStarted, TurnEnded]
 
 
 def test_no_speech_paused_for_a_burst_under_min_speech_ms() -> None:
-    events = _feed(_detector(min_speech_ms=120), silence(400), tone(300, 80), silence(1000))
+    events = feed_turn_detector(_detector(min_speech_ms=120), silence(400), tone(300, 80), silence(1000))
     assert [type(e) for e in events] == [SpeechStarted, SpeechAbandoned]
 
 
 def test_no_speech_paused_when_the_hangover_is_not_longer_than_early_ms() -> None:
     detector = _detector(early_ms=400)
     detector.hangover_ms = 400  # as after a yes/no question with a 400 ms hangover
-    events = _feed(detector, silence(400), tone(300, 500), silence(1000))
+    events = feed_turn_detector(detector, silence(400), tone(300, 500), silence(1000))
     assert [type(e) for e in events] == [SpeechStarted, TurnEnded]
 
 
 def test_reset_forgets_the_pause() -> None:
     detector = _detector()
-    events = _feed(detector, silence(400), tone(300, 500), silence(200))
+    events = feed_turn_detector(detector, silence(400), tone(300, 500), silence(200))
     assert isinstance(events[-1], SpeechPaused)
     detector.reset()
     assert not detector.in_speech
-    events = _feed(detector, silence(400), tone(300, 500), silence(2000))
+    events = feed_turn_detector(detector, silence(400), tone(300, 500), silence(2000))
     assert [type(e) for e in events] == [SpeechStarted, SpeechPaused, TurnEnded]
 
 
